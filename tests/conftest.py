@@ -1,0 +1,22 @@
+"""Test configuration shared by every test.
+
+TensorFlow can split the CPU into logical devices only before it initialises,
+so this runs first: two logical CPUs let `MirroredStrategy` tests run on a
+one-CPU machine (design.md fact 7).
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Nothing in the tests may touch the network (design.md).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TFDS_DISABLE_GCS"] = "1"
+
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
