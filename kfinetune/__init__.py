@@ -1,3 +1,23 @@
-"""kfinetune: fine-tuning toolkit for Keras 3."""
+"""kfinetune: fine-tuning toolkit for Keras 3.
+
+Fine-tuning techniques as ordinary Keras layers, optimizers and callbacks
+that drop into `model.fit` code.
+
+Example:
+
+```python
+import kfinetune as kft
+
+data = kft.data.tweet_sentiment(classes=2)
+model = kft.presets.text_classifier(num_classes=2, sequence_length=64)
+```
+"""
+
+from kfinetune import data
+from kfinetune import evaluation
+from kfinetune import export
+from kfinetune import presets
 
 __version__ = "0.1.0.dev0"
+
+__all__ = ["data", "evaluation", "export", "presets", "__version__"]

@@ -87,9 +87,7 @@ def text_classifier_preprocessor(preset=None, sequence_length=64):
     )
 
 
-def text_classifier(
-    num_classes=2, preset=None, sequence_length=64, **kwargs
-):
+def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
     """Builds a pretrained keras-hub text classifier that reads raw text.
 
     keras-hub's `TextClassifier.from_preset` ignores `sequence_length` and

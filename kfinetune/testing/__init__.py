@@ -1,0 +1,44 @@
+"""Test utilities: small keras-hub models and round-trip checks.
+
+Later features reuse these so that every one is tested the same way: through
+`model.predict`, across `.keras` save/load, SavedModel export, XLA,
+`MirroredStrategy` and mixed precision.
+"""
+
+from kfinetune.testing.models import VOCABULARY
+from kfinetune.testing.models import small_bert_backbone
+from kfinetune.testing.models import small_bert_classifier
+from kfinetune.testing.models import small_bert_inputs
+from kfinetune.testing.models import small_bert_preprocessor
+from kfinetune.testing.round_trips import BFLOAT16_TOLERANCE
+from kfinetune.testing.round_trips import FLOAT32_TOLERANCE
+from kfinetune.testing.round_trips import assert_config_round_trip
+from kfinetune.testing.round_trips import assert_jit_compile_consistent
+from kfinetune.testing.round_trips import assert_keras_round_trip
+from kfinetune.testing.round_trips import assert_mirrored_consistent
+from kfinetune.testing.round_trips import assert_outputs_close
+from kfinetune.testing.round_trips import assert_saved_model_round_trip
+from kfinetune.testing.round_trips import dtype_policy
+from kfinetune.testing.round_trips import fit_and_predict
+from kfinetune.testing.round_trips import predict
+from kfinetune.testing.round_trips import two_cpu_strategy
+
+__all__ = [
+    "BFLOAT16_TOLERANCE",
+    "FLOAT32_TOLERANCE",
+    "VOCABULARY",
+    "assert_config_round_trip",
+    "assert_jit_compile_consistent",
+    "assert_keras_round_trip",
+    "assert_mirrored_consistent",
+    "assert_outputs_close",
+    "assert_saved_model_round_trip",
+    "dtype_policy",
+    "fit_and_predict",
+    "predict",
+    "small_bert_backbone",
+    "small_bert_classifier",
+    "small_bert_inputs",
+    "small_bert_preprocessor",
+    "two_cpu_strategy",
+]

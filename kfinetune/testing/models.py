@@ -1,0 +1,192 @@
+"""Small randomly initialised keras-hub BERT models for tests.
+
+They have the architecture of the bundled MiniLM (a keras-hub `BertBackbone`
+with the same layer names and paths) at a size that builds and trains in
+well under a second, for tests where the weights don't matter.
+"""
+
+import keras
+import keras_hub
+import numpy as np
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+WORDS = (
+    "the a an is was good bad great awful movie film day night love hate "
+    "happy sad not very really this that it i you we they and or but so "
+    "fun boring loved hated best worst ever never always tweet today"
+).split()
+VOCABULARY = SPECIAL_TOKENS + tuple(WORDS)
+
+
+def small_bert_backbone(
+    num_layers=2,
+    num_heads=4,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=64,
+    dropout=0.0,
+    weight_scale=0.2,
+    seed=0,
+    dtype=None,
+):
+    """Builds a small randomly initialised `keras_hub.models.BertBackbone`.
+
+    The vocabulary is `VOCABULARY` (special tokens plus a few dozen words),
+    so it pairs with `small_bert_preprocessor`.
+
+    Args:
+        num_layers: transformer layers. Defaults to `2`.
+        num_heads: attention heads. Defaults to `4`.
+        hidden_dim: hidden size. Defaults to `32`.
+        intermediate_dim: feed-forward size. Defaults to `64`.
+        max_sequence_length: position embeddings. Defaults to `64`.
+        dropout: dropout rate; `0.0` keeps training deterministic.
+            Defaults to `0.0`.
+        seed: passed to `keras.utils.set_random_seed` before building, so the
+            same seed gives the same weights (this also reseeds the global
+            random generators). Defaults to `0`.
+        weight_scale: standard deviation every kernel and embedding table is
+            redrawn with. keras-hub's BERT initialiser uses 0.02, which makes
+            a random model's outputs almost independent of its inputs, so
+            tests comparing outputs would prove little. Defaults to `0.2`.
+        dtype: a dtype or dtype policy name. Defaults to the global policy.
+
+    Returns:
+        A built `keras_hub.models.BertBackbone`.
+
+    Example:
+
+    >>> backbone = kfinetune.testing.small_bert_backbone()
+    >>> backbone.get_layer("transformer_layer_1").name
+    'transformer_layer_1'
+    """
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCABULARY),
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        dropout=dropout,
+        max_sequence_length=max_sequence_length,
+        dtype=dtype,
+    )
+    _rescale(backbone, weight_scale, seed)
+    return backbone
+
+
+def _rescale(model, scale, seed):
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if variable.path.endswith(("kernel", "embeddings")):
+            values = rng.normal(0.0, scale, variable.shape)
+            variable.assign(values.astype(variable.dtype))
+
+
+def small_bert_preprocessor(sequence_length=16):
+    """Builds a `BertTextClassifierPreprocessor` over `VOCABULARY`.
+
+    Args:
+        sequence_length: padded input length. Defaults to `16`.
+
+    Returns:
+        A `keras_hub.models.BertTextClassifierPreprocessor`.
+    """
+    tokenizer = keras_hub.models.BertTokenizer(
+        vocabulary=list(VOCABULARY), lowercase=True
+    )
+    return keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length
+    )
+
+
+def small_bert_classifier(
+    num_classes=2,
+    sequence_length=None,
+    dropout=0.0,
+    weight_scale=0.2,
+    seed=0,
+    dtype=None,
+    **backbone_kwargs,
+):
+    """Builds a small randomly initialised `BertTextClassifier`.
+
+    Args:
+        num_classes: output classes. Defaults to `2`.
+        sequence_length: when given, a `small_bert_preprocessor` of this
+            length is attached and the model takes raw strings; when `None`
+            the model takes the preprocessed dict of `small_bert_inputs`.
+            Defaults to `None`.
+        dropout: dropout of the backbone and of the classifier head.
+            Defaults to `0.0`.
+        weight_scale: see `small_bert_backbone`. Defaults to `0.2`.
+        seed: see `small_bert_backbone`. Defaults to `0`.
+        dtype: a dtype or dtype policy name. Defaults to the global policy.
+        **backbone_kwargs: passed to `small_bert_backbone`.
+
+    Returns:
+        A `keras_hub.models.BertTextClassifier`.
+
+    Example:
+
+    ```python
+    model = kfinetune.testing.small_bert_classifier()
+    x = kfinetune.testing.small_bert_inputs(batch_size=4)
+    model.predict(x).shape  # (4, 2)
+    ```
+    """
+    backbone = small_bert_backbone(
+        dropout=dropout,
+        weight_scale=weight_scale,
+        seed=seed,
+        dtype=dtype,
+        **backbone_kwargs,
+    )
+    preprocessor = None
+    if sequence_length is not None:
+        preprocessor = small_bert_preprocessor(sequence_length)
+    model = keras_hub.models.BertTextClassifier(
+        backbone,
+        num_classes=num_classes,
+        preprocessor=preprocessor,
+        dropout=dropout,
+        dtype=dtype,
+    )
+    _rescale(model.get_layer("logits"), weight_scale, seed + 1)
+    return model
+
+
+def small_bert_inputs(batch_size=4, sequence_length=16, seed=0):
+    """Random preprocessed BERT inputs with padding, as NumPy arrays.
+
+    Every row starts with `[CLS]`, holds a random number of word tokens, ends
+    with `[SEP]` and is padded with `[PAD]` (id 0) to `sequence_length`;
+    `padding_mask` marks the real tokens. At least one row is padded.
+
+    Args:
+        batch_size: number of rows. Defaults to `4`.
+        sequence_length: row length. Defaults to `16`.
+        seed: NumPy seed. Defaults to `0`.
+
+    Returns:
+        A dict with int32 `token_ids`, `segment_ids` and `padding_mask`, each
+        of shape `(batch_size, sequence_length)` (int32 masks, as the
+        backbone's inputs declare: `MirroredStrategy` cannot split bool
+        tensors).
+    """
+    rng = np.random.default_rng(seed)
+    cls, sep = VOCABULARY.index("[CLS]"), VOCABULARY.index("[SEP]")
+    token_ids = np.zeros((batch_size, sequence_length), "int32")
+    padding_mask = np.zeros((batch_size, sequence_length), "int32")
+    for row in range(batch_size):
+        # Row 0 is always padded so that masking is exercised.
+        high = sequence_length - 2 if row else sequence_length // 2
+        length = int(rng.integers(1, max(high, 1) + 1))
+        words = rng.integers(len(SPECIAL_TOKENS), len(VOCABULARY), length)
+        token_ids[row, : length + 2] = [cls, *words, sep]
+        padding_mask[row, : length + 2] = 1
+    return {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros_like(token_ids),
+        "padding_mask": padding_mask,
+    }
