@@ -1,0 +1,8 @@
+"""Fine-tuning layers for people writing their own models."""
+
+from kfinetune.layers.adapter import Adapter
+from kfinetune.layers.adapter_wrapper import AdapterWrapper
+from kfinetune.layers.adapter_wrapper import ParallelAdapterTap
+from kfinetune.layers.lora import LoRA
+
+__all__ = ["Adapter", "AdapterWrapper", "LoRA", "ParallelAdapterTap"]

@@ -1,0 +1,305 @@
+"""`LoRA`: low-rank adaptation of a Dense, EinsumDense or Embedding layer."""
+
+import string
+
+import keras
+from keras import ops
+
+
+def _einsum_parts(equation):
+    inputs, output = equation.split("->")
+    x, kernel = inputs.split(",")
+    return x, kernel, output
+
+
+def lora_equations(equation):
+    """Splits an `EinsumDense` equation into the two low-rank einsums.
+
+    The kernel is treated as the standard `(d_in, d_out)` matrix: its axes
+    contracted with the input form `d_in`, those that reach the output form
+    `d_out`. `A` then has the contracted axes plus a rank axis, `B` the rank
+    axis plus the output axes, and the second einsum writes straight into the
+    layer's output shape (a reshape-based version measured 3 % slower).
+
+    Args:
+        equation: the `EinsumDense` equation, e.g. `"abc,cde->abde"`.
+
+    Returns:
+        A dict with `a_axes` and `b_axes` (kernel axis indices that give
+        the shapes of A and B), `down` (x, A -> h), `up` (h, B -> output)
+        and `delta` (A, B -> kernel).
+    """
+    x, kernel, output = _einsum_parts(equation)
+    used = set(equation)
+    r = next(c for c in string.ascii_letters if c not in used)
+    contracted = [c for c in kernel if c in x and c not in output]
+    kept = [c for c in kernel if c in output]
+    if len(contracted) + len(kept) != len(kernel):
+        raise ValueError(
+            "LoRA needs every kernel axis to be either contracted with the "
+            f"input or kept in the output. Received: equation={equation!r}"
+        )
+    a_sub = "".join(contracted) + r
+    b_sub = r + "".join(kept)
+    hidden = "".join(c for c in x if c not in contracted) + r
+    return {
+        "a_axes": [kernel.index(c) for c in contracted],
+        "b_axes": [kernel.index(c) for c in kept],
+        "down": f"{x},{a_sub}->{hidden}",
+        "up": f"{hidden},{b_sub}->{output}",
+        "delta": f"{a_sub},{b_sub}->{kernel}",
+    }
+
+
+WRAPPABLE = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Embedding,
+)
+
+
+def why_not_wrappable(layer):
+    """Why `LoRA` cannot wrap `layer`, or `None` when it can."""
+    if isinstance(layer, LoRA):
+        return None
+    if not isinstance(layer, WRAPPABLE):
+        return f"{type(layer).__name__} is not Dense, EinsumDense or Embedding"
+    if getattr(layer, "quantization_mode", None):
+        return f"quantized ({layer.quantization_mode})"
+    if getattr(layer, "lora_enabled", False):
+        return "Keras's built-in LoRA is enabled on it"
+    if isinstance(layer, keras.layers.Embedding) and hasattr(layer, "reverse"):
+        # keras-hub's ReversibleEmbedding also projects back to the vocabulary
+        # with the same table; a LoRA delta there would change both uses.
+        return "a reversible (tied) embedding"
+    return None
+
+
+@keras.saving.register_keras_serializable(package="kfinetune")
+class LoRA(keras.layers.Wrapper):
+    """Low-rank adaptation (LoRA) of a `Dense`, `EinsumDense` or `Embedding`.
+
+    Computes `layer(x) + (alpha / rank) * dropout(x) · A · B` in factored form
+    (before the layer's activation, when it has one):
+    the layer's kernel `W` is never combined with `A · B` during training, so
+    dropout applies to the low-rank path and the kernel gradient is never
+    formed. Treating the kernel as a `(d_in, d_out)` matrix, `A` is
+    `d_in × rank` and `B` is `rank × d_out` (also for `EinsumDense` kernels
+    with more axes, such as attention projections). `B` starts at zero, so
+    the wrapped layer's output is unchanged until training moves it.
+
+    The wrapped layer is frozen: only `lora_a` and `lora_b` train.
+    `merge()` folds `A · B` into the kernel for inference at the base
+    layer's cost; `unmerge()` takes it out again. A `LoRA` may wrap another
+    `LoRA` (two named adapters on one layer); `enabled = False` makes a
+    wrapper pass its input through to the layer it wraps unchanged.
+
+    Args:
+        layer: a `keras.layers.Dense`, `keras.layers.EinsumDense` or
+            `keras.layers.Embedding` instance, or another `LoRA`.
+        rank: rank of the update, a positive integer no larger than
+            `min(d_in, d_out)`.
+        alpha: scale numerator; the update is scaled by `alpha / rank`.
+            Defaults to `rank` (scale 1).
+        dropout: dropout rate on the input of the low-rank path, in
+            `[0, 1)`. Not used for `Embedding`. Defaults to `0.0`.
+        merged: whether the kernel already holds the update (set by
+            `get_config` of a merged layer). Defaults to `False`.
+        **kwargs: base layer arguments such as `name`.
+
+    Input shape:
+        That of the wrapped layer.
+
+    Output shape:
+        That of the wrapped layer.
+
+    Example:
+
+    ```python
+    inputs = keras.Input((16,))
+    x = kfinetune.layers.LoRA(keras.layers.Dense(64), rank=4)(inputs)
+    model = keras.Model(inputs, x)
+    ```
+    """
+
+    def __init__(
+        self, layer, rank, alpha=None, dropout=0.0, merged=False, **kwargs
+    ):
+        reason = why_not_wrappable(layer)
+        if reason:
+            raise ValueError(
+                f"LoRA cannot wrap this layer: {reason}. "
+                f"Received: layer={layer.name!r} ({type(layer).__name__})"
+            )
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
+            raise ValueError(
+                f"`rank` must be a positive integer. Received: rank={rank!r}"
+            )
+        if alpha is not None and not alpha > 0:
+            raise ValueError(
+                f"`alpha` must be positive. Received: alpha={alpha!r}"
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
+            )
+        super().__init__(layer, **kwargs)
+        self.rank = rank
+        self.alpha = rank if alpha is None else alpha
+        self.dropout = dropout
+        self.scale = self.alpha / rank
+        # A merged layer saved to `.keras` reloads merged: its kernel file
+        # holds the folded update.
+        self.merged = merged
+        self.enabled = True
+        self._dropout_layer = keras.layers.Dropout(dropout)
+        # The wrapped layer's weights stay where they are; only A and B train.
+        layer.trainable = False
+
+    @property
+    def base_layer(self):
+        """The innermost wrapped Dense, EinsumDense or Embedding layer."""
+        layer = self.layer
+        while isinstance(layer, LoRA):
+            layer = layer.layer
+        return layer
+
+    @property
+    def kernel(self):
+        """The base layer's kernel (or embedding table)."""
+        base = self.base_layer
+        if isinstance(base, keras.layers.Embedding):
+            return base.embeddings
+        return base.kernel
+
+    def _shapes(self):
+        kernel_shape = tuple(self.kernel.shape)
+        base = self.base_layer
+        if isinstance(base, keras.layers.EinsumDense):
+            eq = lora_equations(base.equation)
+            a_in = tuple(kernel_shape[i] for i in eq["a_axes"])
+            b_out = tuple(kernel_shape[i] for i in eq["b_axes"])
+            return a_in, b_out
+        return kernel_shape[:1], kernel_shape[1:]
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        a_in, b_out = self._shapes()
+        d_in, d_out = _prod(a_in), _prod(b_out)
+        if self.rank > min(d_in, d_out):
+            raise ValueError(
+                f"`rank` must be at most min(d_in, d_out) = {min(d_in, d_out)} "
+                f"for layer {self.base_layer.name!r} (d_in={d_in}, "
+                f"d_out={d_out}). Received: rank={self.rank}"
+            )
+        embedding = isinstance(self.base_layer, keras.layers.Embedding)
+        # As PEFT: A random and B zero for projections; for embeddings the
+        # table lookup replaces x·A, so A is zero and B random.
+        self.lora_a = self.add_weight(
+            name="lora_a",
+            shape=(*a_in, self.rank),
+            initializer="zeros"
+            if embedding
+            else keras.initializers.HeUniform(),
+        )
+        self.lora_b = self.add_weight(
+            name="lora_b",
+            shape=(self.rank, *b_out),
+            initializer=keras.initializers.RandomNormal()
+            if embedding
+            else "zeros",
+        )
+        self.built = True
+
+    def pre_activation(self, inputs, training=None):
+        """The base layer's output before its activation, plus the update
+        of every enabled, unmerged LoRA in the chain."""
+        if isinstance(self.layer, LoRA):
+            x = self.layer.pre_activation(inputs, training)
+        else:
+            x = _base_pre_activation(self.layer, inputs)
+        if self.enabled and not self.merged:
+            x = x + self.scale * self._low_rank(inputs, training)
+        return x
+
+    def _low_rank(self, inputs, training):
+        base = self.base_layer
+        if isinstance(base, keras.layers.Embedding):
+            return ops.matmul(
+                ops.take(self.lora_a, inputs, axis=0), self.lora_b
+            )
+        x = self._dropout_layer(inputs, training=training)
+        if isinstance(base, keras.layers.EinsumDense):
+            eq = lora_equations(base.equation)
+            h = ops.einsum(eq["down"], x, self.lora_a)
+            return ops.einsum(eq["up"], h, self.lora_b)
+        return ops.matmul(ops.matmul(x, self.lora_a), self.lora_b)
+
+    def call(self, inputs, training=None):
+        base = self.base_layer
+        if isinstance(base, keras.layers.Embedding):
+            if inputs.dtype not in ("int32", "int64"):
+                inputs = ops.cast(inputs, "int32")
+        x = self.pre_activation(inputs, training)
+        activation = getattr(base, "activation", None)
+        if activation is not None:
+            x = activation(x)
+        return ops.cast(x, self.compute_dtype)
+
+    def delta(self):
+        """`(alpha / rank) · A · B` in the base kernel's shape."""
+        base = self.base_layer
+        if isinstance(base, keras.layers.EinsumDense):
+            equation = lora_equations(base.equation)["delta"]
+            product = ops.einsum(equation, self.lora_a, self.lora_b)
+        else:
+            product = ops.matmul(self.lora_a, self.lora_b)
+        return self.scale * ops.cast(product, self.kernel.dtype)
+
+    def merge(self):
+        """Folds the update into the base kernel (no-op when merged)."""
+        if not self.merged:
+            self.kernel.assign(self.kernel + self.delta())
+            self.merged = True
+
+    def unmerge(self):
+        """Takes a merged update out of the base kernel (no-op when
+        unmerged)."""
+        if self.merged:
+            self.kernel.assign(self.kernel - self.delta())
+            self.merged = False
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            "merged": self.merged,
+        }
+
+
+def _base_pre_activation(layer, inputs):
+    if isinstance(layer, keras.layers.Embedding):
+        return ops.take(layer.embeddings, inputs, axis=0)
+    if isinstance(layer, keras.layers.EinsumDense):
+        x = ops.einsum(layer.equation, inputs, layer.kernel)
+    else:
+        x = ops.matmul(inputs, layer.kernel)
+    if layer.bias is not None:
+        x = x + layer.bias
+    return x
+
+
+def _prod(shape):
+    result = 1
+    for size in shape:
+        result *= size
+    return result

@@ -1,0 +1,150 @@
+"""`AdapterConfig`: bottleneck adapters, applied by `kfinetune.peft.apply`."""
+
+from kfinetune.layers import adapter_wrapper
+from kfinetune.peft import config
+from kfinetune.peft import matching
+
+ATTENTION_OUTPUT = r".*/self_attention_layer/attention_output"
+FEEDFORWARD_OUTPUT = r".*/feedforward_output_dense"
+PLACEMENTS = {
+    "houlsby": [ATTENTION_OUTPUT, FEEDFORWARD_OUTPUT],
+    "pfeiffer": [FEEDFORWARD_OUTPUT],
+    "parallel": [FEEDFORWARD_OUTPUT],
+}
+
+
+@config.register
+class AdapterConfig(config.PEFTConfig):
+    """Bottleneck adapters in keras-hub transformer encoders.
+
+    Placements:
+    - `"houlsby"` (Houlsby et al., 2019): an adapter after the attention
+      output projection and one after the feed-forward output, each before
+      the residual add and layer norm;
+    - `"pfeiffer"` (Pfeiffer et al., 2021): after the feed-forward output
+      only;
+    - `"parallel"` (He et al., 2022): beside the feed-forward block, reading
+      the block's input and adding to its output.
+
+    Each adapter computes `h + W_up·σ(W_down·h)` with `W_up` zero at the
+    start, so the model's outputs are unchanged until training moves it.
+
+    Args:
+        size: bottleneck width, a positive integer. Defaults to `48`.
+        placement: `"houlsby"`, `"pfeiffer"` or `"parallel"`. Defaults to
+            `"houlsby"`.
+        activation: the adapters' activation. Defaults to `"relu"`.
+        init_scale: standard deviation of the down-projections' initial
+            weights. Defaults to `1e-2`.
+        train_layer_norms: also train the encoders' layer norms, as Houlsby
+            et al. did. Defaults to `False`.
+        targets: paths or regular expressions of the layers to place
+            adapters after. Defaults to the placement's layers in every
+            keras-hub `TransformerEncoder`.
+        trainable: see `PEFTConfig`.
+
+    Example:
+
+    ```python
+    config = kfinetune.peft.AdapterConfig(size=48, placement="houlsby")
+    model = kfinetune.peft.apply(model, config, name="sentiment")
+    ```
+    """
+
+    method = "adapter"
+
+    def __init__(
+        self,
+        size=48,
+        placement="houlsby",
+        activation="relu",
+        init_scale=1e-2,
+        train_layer_norms=False,
+        targets=None,
+        trainable=None,
+    ):
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise ValueError(
+                f"`size` must be a positive integer. Received: size={size!r}"
+            )
+        if placement not in PLACEMENTS:
+            raise ValueError(
+                f"`placement` must be one of {sorted(PLACEMENTS)}. "
+                f"Received: placement={placement!r}"
+            )
+        if not (isinstance(init_scale, int | float) and init_scale > 0):
+            raise ValueError(
+                "`init_scale` must be positive. "
+                f"Received: init_scale={init_scale!r}"
+            )
+        super().__init__(targets=targets, trainable=trainable)
+        self.size = size
+        self.placement = placement
+        self.activation = activation
+        self.init_scale = init_scale
+        self.train_layer_norms = train_layer_norms
+
+    def default_targets(self, model):
+        return list(PLACEMENTS[self.placement])
+
+    def resolved_trainable(self, model):
+        patterns = super().resolved_trainable(model)
+        if self.train_layer_norms:
+            patterns.append(r".*layer_norm")
+        return patterns
+
+    def injections(self, site, name, sites):
+        # An adapter goes after everything already wrapped around the layer
+        # (a LoRA on the same projection included).
+        site = matching.outermost(site, sites)
+        if site.graph_node:
+            return None, "a node of a functional graph"
+        if self.placement != "parallel":
+            return [config.Injection(site, self._wrap(site, name))], None
+        intermediate = site.path.replace(
+            "feedforward_output_dense", "feedforward_intermediate_dense"
+        )
+        taps = [
+            matching.outermost(s, sites)
+            for s in sites
+            if s.path == intermediate and not s.graph_node
+        ]
+        if intermediate == site.path or not taps:
+            return None, (
+                "no feed-forward intermediate layer found beside it for a "
+                "parallel adapter"
+            )
+        tap = taps[0]
+
+        def make_tap():
+            return adapter_wrapper.ParallelAdapterTap(
+                tap.layer, name=f"adapter_{name}_tap"
+            )
+
+        return [
+            config.Injection(tap, make_tap),
+            config.Injection(site, self._wrap(site, name, parallel=True)),
+        ], None
+
+    def _wrap(self, site, name, parallel=False):
+        def make():
+            return adapter_wrapper.AdapterWrapper(
+                site.layer,
+                size=self.size,
+                activation=self.activation,
+                init_scale=self.init_scale,
+                parallel=parallel,
+                name=f"adapter_{name}",
+            )
+
+        return make
+
+    def get_config(self):
+        return {
+            "size": self.size,
+            "placement": self.placement,
+            "activation": self.activation,
+            "init_scale": self.init_scale,
+            "train_layer_norms": self.train_layer_norms,
+            **super().get_config(),
+        }

@@ -1,0 +1,106 @@
+"""`PEFTConfig`: what every parameter-efficient method's config shares."""
+
+import dataclasses
+
+import keras
+
+from kfinetune.peft import matching
+
+
+@dataclasses.dataclass
+class Injection:
+    """One planned change: replace `site`'s layer by `make()`'s result."""
+
+    site: matching.Site
+    make: object
+
+
+@dataclasses.dataclass
+class Plan:
+    """What `apply` will change, and what it skips and why."""
+
+    injections: list
+    skipped: list
+
+
+class PEFTConfig:
+    """Base class of the method configs (`LoRAConfig`, `AdapterConfig`).
+
+    A config says what to inject and where; `kfinetune.peft.apply` does the
+    injecting. Subclasses define `method` (the weight-name prefix, e.g.
+    `"lora"`), `default_targets(model)` and `injections(site, name, sites)`.
+
+    Args:
+        targets: layer paths or regular expressions (matched with
+            `re.fullmatch`) of the layers to adapt. Defaults to the method's
+            defaults for keras-hub transformers.
+        trainable: paths or regular expressions of base layers to keep
+            trainable, like PEFT's `modules_to_save`. Defaults to the
+            `logits` output layer of keras-hub classifiers, nothing
+            otherwise.
+    """
+
+    method = None
+
+    def __init__(self, targets=None, trainable=None):
+        self.targets = _patterns("targets", targets)
+        self.trainable = _patterns("trainable", trainable)
+
+    def default_targets(self, model):
+        raise NotImplementedError
+
+    def injections(self, site, name, sites):
+        """Plans the changes for one matched layer.
+
+        Args:
+            site: the matched `Site`.
+            name: the adapter name.
+            sites: every `Site` of the model.
+
+        Returns:
+            `(list of Injection, None)`, or `(None, reason)` when the layer
+            cannot take this method and is skipped.
+        """
+        raise NotImplementedError
+
+    def resolved_trainable(self, model):
+        if self.trainable is not None:
+            return list(self.trainable)
+        paths = {s.path for s in matching.sites(model)}
+        return ["logits"] if "logits" in paths else []
+
+    def get_config(self):
+        return {"targets": self.targets, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and (
+            self.get_config() == other.get_config()
+        )
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _patterns(name, value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise ValueError(
+            f"`{name}` must be a string or a list of strings (layer paths or "
+            f"regular expressions). Received: {name}={value!r}"
+        )
+    return list(value)
+
+
+def register(cls):
+    """Registers a config class for Keras serialization."""
+    return keras.saving.register_keras_serializable(package="kfinetune")(cls)

@@ -1,0 +1,87 @@
+"""`LoRAConfig`: low-rank adaptation, applied by `kfinetune.peft.apply`."""
+
+from kfinetune.layers import lora
+from kfinetune.peft import config
+
+
+@config.register
+class LoRAConfig(config.PEFTConfig):
+    """Low-rank adaptation (Hu et al., 2021) of Dense, EinsumDense and
+    Embedding layers.
+
+    Each target layer `W` computes `x·W + (alpha / rank)·dropout(x)·A·B`
+    with `A` (d_in × rank) and `B` (rank × d_out, zero at the start). See
+    `kfinetune.layers.LoRA`.
+
+    Args:
+        rank: rank of the update, a positive integer no larger than any
+            target's `min(d_in, d_out)`. Defaults to `8`.
+        alpha: the update is scaled by `alpha / rank`. Defaults to `rank`.
+        dropout: dropout on the input of the low-rank path, in `[0, 1)`.
+            Defaults to `0.0`.
+        targets: layer paths or regular expressions of the layers to adapt.
+            Defaults to the attention query and value projections of
+            keras-hub transformers (`r".*/(query|value)"`), as in the LoRA
+            paper.
+        trainable: see `PEFTConfig`.
+
+    Example:
+
+    ```python
+    config = kfinetune.peft.LoRAConfig(rank=8, alpha=16)
+    model = kfinetune.peft.apply(model, config)
+    ```
+    """
+
+    method = "lora"
+
+    def __init__(
+        self, rank=8, alpha=None, dropout=0.0, targets=None, trainable=None
+    ):
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
+            raise ValueError(
+                f"`rank` must be a positive integer. Received: rank={rank!r}"
+            )
+        if alpha is not None and not (
+            isinstance(alpha, int | float) and alpha > 0
+        ):
+            raise ValueError(
+                f"`alpha` must be positive. Received: alpha={alpha!r}"
+            )
+        if not (isinstance(dropout, int | float) and 0 <= dropout < 1):
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
+            )
+        super().__init__(targets=targets, trainable=trainable)
+        self.rank = rank
+        self.alpha = alpha
+        self.dropout = dropout
+
+    def default_targets(self, model):
+        return [r".*/(query|value)"]
+
+    def injections(self, site, name, sites):
+        if site.graph_node:
+            return None, "a node of a functional graph"
+        reason = lora.why_not_wrappable(site.layer)
+        if reason:
+            return None, reason
+
+        def make():
+            return lora.LoRA(
+                site.layer,
+                rank=self.rank,
+                alpha=self.alpha,
+                dropout=self.dropout,
+                name=f"lora_{name}",
+            )
+
+        return [config.Injection(site, make)], None
+
+    def get_config(self):
+        return {
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            **super().get_config(),
+        }

@@ -1,0 +1,147 @@
+"""`PEFTModel`: the model `kfinetune.peft.apply` returns."""
+
+import keras
+import keras_hub
+
+
+@keras.saving.register_keras_serializable(package="kfinetune")
+class PEFTModel(keras_hub.models.Task):
+    """A model with parameter-efficient adapters injected, that saves and
+    reloads with them.
+
+    keras-hub tasks and backbones, and most subclassed models, save only
+    their constructor arguments, so a reloaded model would not contain the
+    injected layers (design.md fact 6). A `PEFTModel` keeps the base model,
+    records the configuration it was built from and the adapters applied to
+    it, and in `from_config` rebuilds the base and re-applies them, so
+    `model.save` / `keras.models.load_model` restore the adapters exactly
+    (unmerged or merged as they were).
+
+    It is a keras-hub `Task`: with a keras-hub base it preprocesses raw
+    inputs in `fit`, `evaluate` and `predict` like the base would, and
+    forwards `backbone` and `preprocessor`. Any other attribute that is not
+    found on the `PEFTModel` is looked up on the base.
+
+    Don't build one yourself: `kfinetune.peft.apply` returns it.
+
+    Args:
+        base: the model the adapters live in (modified in place).
+        base_config: the serialized configuration of `base` before any
+            adapter was applied.
+        build_config: `base.get_build_config()` for bases that are not
+            built by `from_config` (subclassed models).
+        **kwargs: `keras.Model` arguments such as `name`.
+    """
+
+    def __init__(self, base, base_config, build_config=None, **kwargs):
+        kwargs.setdefault("name", f"peft_{base.name}")
+        # A functional model with the base as its one node, like keras-hub's
+        # own tasks: keras-hub's Task shares class state between instances
+        # that assumes every task is functional.
+        inputs = _symbolic_inputs(base, build_config)
+        outputs = base(inputs)
+        super().__init__(
+            inputs=inputs, outputs=outputs, compile=False, **kwargs
+        )
+        self.base = base
+        self.base_config = base_config
+        self.build_config = build_config
+        # name -> {"config": PEFTConfig, "trainable": [...], "merged": bool}
+        self.adapters = {}
+        self.active = []
+        self.dtype_policy = base.dtype_policy
+        self.built = True
+
+    @property
+    def backbone(self):
+        # `__dict__`: keras-hub's constructor reads this before `base` is set.
+        return getattr(self.__dict__.get("base"), "backbone", None)
+
+    @backbone.setter
+    def backbone(self, value):
+        if value is not None:
+            raise AttributeError("A PEFTModel's backbone is its base's.")
+
+    @property
+    def preprocessor(self):
+        return getattr(self.__dict__.get("base"), "preprocessor", None)
+
+    @preprocessor.setter
+    def preprocessor(self, value):
+        # keras-hub's Task constructor assigns None; forward real changes.
+        if "base" in self.__dict__:
+            self.base.preprocessor = value
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: forward what users reach
+        # for on the base (e.g. `num_classes`, `activation`).
+        if name.startswith("_") or name in ("base", "adapters", "active"):
+            raise AttributeError(name)
+        return getattr(self.__dict__.get("base"), name)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "base_config": self.base_config,
+            "build_config": self.build_config,
+            "adapters": [
+                {
+                    "name": name,
+                    "config": keras.saving.serialize_keras_object(
+                        record["config"]
+                    ),
+                    "merged": record["merged"],
+                }
+                for name, record in self.adapters.items()
+            ],
+            "active": list(self.active),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        from kfinetune.peft import engine
+
+        base = keras.saving.deserialize_keras_object(config["base_config"])
+        if not base.built and config.get("build_config"):
+            base.build_from_config(config["build_config"])
+        model = cls(
+            base,
+            base_config=config["base_config"],
+            build_config=config.get("build_config"),
+            name=config["name"],
+        )
+        for record in config["adapters"]:
+            peft_config = keras.saving.deserialize_keras_object(
+                record["config"]
+            )
+            engine.apply(model, peft_config, record["name"])
+        for record in config["adapters"]:
+            if record["merged"]:
+                engine.merge(model, record["name"])
+        engine.set_active(model, config["active"])
+        return model
+
+
+def _symbolic_inputs(base, build_config):
+    try:
+        structure = base.input
+    except (AttributeError, ValueError):
+        # Subclassed models have no symbolic input.
+        structure = None
+    if structure is not None:
+        return keras.tree.map_structure(
+            lambda t: keras.Input(
+                batch_shape=t.shape,
+                dtype=t.dtype,
+                name=getattr(t, "name", None),
+            ),
+            structure,
+        )
+    shape = (build_config or {}).get("input_shape")
+    if shape is None:
+        raise ValueError(
+            "Cannot tell the input shape of this model: build it by calling "
+            "it on data (or `model.build(input_shape)`) first. "
+            f"Received: model={base.name!r}"
+        )
+    return keras.Input(batch_shape=tuple(shape))
