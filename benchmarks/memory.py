@@ -1,0 +1,172 @@
+"""Peak memory of training each variant, each in its own process.
+
+A process's peak resident set size (RSS) only grows, so every variant runs
+in a fresh subprocess (`--child VARIANT`). The child builds the reference
+model, records its RSS (the baseline: TensorFlow, the weights, the input
+batch), runs warm-up steps (XLA compilation, optimizer state) and timed
+steps, and reports:
+
+- `peak_rss_mib`: the process's peak RSS (`ru_maxrss`), what design.md's
+  earlier figures divide.
+- `peak_increase_mib`: the peak minus the baseline, the memory training
+  adds. Its ratio is the headline: whole-process peaks include TensorFlow's
+  own footprint, which pushes every ratio towards 1.
+- `steady_increase_mib`: the peak RSS during the steps after warm-up minus
+  the baseline, i.e. without compilation's transient memory. Linux resets
+  the peak on request (`/proc/self/clear_refs`); where it cannot, this is
+  `None`.
+
+Linux only (it reads `/proc/self/status`).
+
+    python -m benchmarks.memory [--variants full keras_lora frozen]
+        [--warmup 2] [--steps 10]
+"""
+
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+
+from benchmarks import harness
+from benchmarks import report
+from benchmarks import workloads
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def _status_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} is missing from /proc/self/status.")
+
+
+def _maxrss_mib():
+    # Kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak():
+    # "5" resets the peak RSS (VmHWM, and with it ru_maxrss) to the
+    # current RSS; containers may forbid it.
+    try:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def child(variant, warmup, steps):
+    """Measures one variant in this process; returns a JSON-ready dict."""
+    x, y = workloads.synthetic_batch()
+    model = workloads.build(variant)
+    trainable, total = workloads.parameter_counts(model)
+    baseline = _status_mib("VmRSS")
+    for _ in range(warmup):
+        model.train_on_batch(x, y)
+    peak_warmup = _maxrss_mib()
+    can_reset = _reset_peak()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    peak_steps = _status_mib("VmHWM")
+    peak = max(peak_warmup, _maxrss_mib())
+    return {
+        "trainable_params": trainable,
+        "total_params": total,
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": peak,
+        "peak_increase_mib": peak - baseline,
+        "steady_increase_mib": peak_steps - baseline if can_reset else None,
+    }
+
+
+def _run_child(variant, warmup, steps):
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--child",
+        variant,
+        "--warmup",
+        str(warmup),
+        "--steps",
+        str(steps),
+    ]
+    # The child's stderr passes through; its stdout is the result.
+    done = subprocess.run(
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=sorted(workloads.VARIANTS),
+        default=list(workloads.VARIANTS),
+    )
+    parser.add_argument("--baseline", default="full")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--child",
+        choices=sorted(workloads.VARIANTS),
+        help="measure one variant in this process and print JSON (used by "
+        "the parent run)",
+    )
+    args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
+    if args.child:
+        print(json.dumps(child(args.child, args.warmup, args.steps)))
+        return
+    if args.baseline not in args.variants:
+        parser.error(
+            f"--baseline {args.baseline} must be one of --variants "
+            f"{args.variants}"
+        )
+
+    results = {}
+    for name in args.variants:
+        print(f"measuring {name} in a subprocess", flush=True)
+        results[name] = _run_child(name, args.warmup, args.steps)
+        print(
+            f"  {name}: peak {results[name]['peak_rss_mib']:.0f} MiB, "
+            f"+{results[name]['peak_increase_mib']:.0f} MiB over the "
+            "built model",
+            flush=True,
+        )
+    base = results[args.baseline]
+    for result in results.values():
+        result["peak_ratio"] = result["peak_rss_mib"] / base["peak_rss_mib"]
+        result["peak_increase_ratio"] = (
+            result["peak_increase_mib"] / base["peak_increase_mib"]
+        )
+        if result["steady_increase_mib"] is not None:
+            result["steady_increase_ratio"] = (
+                result["steady_increase_mib"] / base["steady_increase_mib"]
+            )
+    payload = {
+        "parameters": {
+            **workloads.describe(),
+            "warmup": args.warmup,
+            "steps": args.steps,
+        },
+        "baseline": args.baseline,
+        "results": results,
+    }
+    harness.write_json("memory", payload)
+    print(report.render_results("memory", payload))
+
+
+if __name__ == "__main__":
+    main()
