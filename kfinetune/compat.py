@@ -54,10 +54,19 @@ def set_sublayer(parent, attribute, index, new):
             container[index] = new
     tracked = getattr(parent, "_layers", None)
     if tracked is not None:
-        if any(layer is old for layer in tracked):
-            tracked[:] = [layer for layer in tracked if layer is not old]
-        if not any(layer is new for layer in tracked):
-            tracked.append(new)
+        # Replace in place: the order of `_layers` is the order of
+        # `model.weights`, which `get_weights` / `set_weights` rely on.
+        # (setattr may already have appended `new` at the end).
+        kept = [layer for layer in tracked if layer is not new]
+        positions = [i for i, layer in enumerate(kept) if layer is old]
+        if positions:
+            kept[positions[0]] = new
+            kept = [
+                layer for i, layer in enumerate(kept) if i not in positions[1:]
+            ]
+        else:
+            kept.append(new)
+        tracked[:] = kept
 
 
 def distribution_strategy(model):
@@ -77,3 +86,13 @@ def is_functional(layer):
     if isinstance(layer, keras.Sequential):
         return True
     return any(cls.__name__ == "Functional" for cls in type(layer).__mro__)
+
+
+def is_rebuildable(model):
+    """Whether `keras.models.clone_model` rebuilds `model` as the same kind
+    of model: plain functional and Sequential models, not subclasses (a
+    keras-hub task would come back as a plain `Functional`, losing its
+    class and preprocessor; design.md fact 4)."""
+    return type(model) is keras.Sequential or (
+        type(model).__name__ == "Functional" and is_functional(model)
+    )

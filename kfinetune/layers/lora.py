@@ -258,7 +258,11 @@ class LoRA(keras.layers.Wrapper):
         return self.scale * ops.cast(product, self.kernel.dtype)
 
     def merge(self):
-        """Folds the update into the base kernel (no-op when merged)."""
+        """Folds the update into the base kernel (no-op when merged).
+
+        A model's traced predict / train functions keep running the old
+        path: reset them afterwards (`kfinetune.peft.merge` does).
+        """
         if not self.merged:
             self.kernel.assign(self.kernel + self.delta())
             self.merged = True

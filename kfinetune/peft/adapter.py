@@ -97,8 +97,6 @@ class AdapterConfig(config.PEFTConfig):
         # An adapter goes after everything already wrapped around the layer
         # (a LoRA on the same projection included).
         site = matching.outermost(site, sites)
-        if site.graph_node:
-            return None, "a node of a functional graph"
         if self.placement != "parallel":
             return [config.Injection(site, self._wrap(site, name))], None
         intermediate = site.path.replace(

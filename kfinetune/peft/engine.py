@@ -90,20 +90,40 @@ def apply(model, config, name="default"):
         with strategy.scope():
             built = [(inj.site, _build(inj)) for inj in plan.injections]
         for site, wrapper in built:
-            compat.set_sublayer(
-                site.parent, site.attribute, site.index, wrapper
-            )
-            swapped.append((site, wrapper))
             wrapper.adapter_name = name
-        if peft_model is None:
-            with strategy.scope():
+        in_graph = {id(s.layer): w for s, w in built if s.graph_node}
+        for site, wrapper in built:
+            if not site.graph_node:
+                compat.set_sublayer(
+                    site.parent, site.attribute, site.index, wrapper
+                )
+                swapped.append(site)
+        with strategy.scope():
+            if in_graph:
+                # A functional graph runs its nodes, not its attributes:
+                # rebuild it with the wrappers as nodes, sharing every
+                # other layer (and so every weight).
+                base = keras.models.clone_model(
+                    base,
+                    clone_function=lambda layer: in_graph.get(id(layer), layer),
+                )
+            if peft_model is None or in_graph:
+                previous = peft_model
                 peft_model = PEFTModel(
                     base,
-                    base_config=keras.saving.serialize_keras_object(base),
-                    build_config=base.get_build_config(),
+                    base_config=previous.base_config
+                    if previous
+                    else keras.saving.serialize_keras_object(model),
+                    build_config=previous.build_config
+                    if previous
+                    else model.get_build_config(),
+                    name=previous.name if previous else None,
                 )
+                if previous:
+                    peft_model.adapters.update(previous.adapters)
+                    peft_model.active = list(previous.active)
     except Exception:
-        for site, _ in reversed(swapped):
+        for site in reversed(swapped):
             compat.set_sublayer(
                 site.parent, site.attribute, site.index, site.layer
             )
@@ -133,9 +153,20 @@ def _plan(base, config, name):
             f"combining them. Paths: {clash[:5]}. Received: targets="
             f"{patterns!r}"
         )
+    rebuildable = compat.is_rebuildable(base)
     injections, skipped = [], []
     for site in matched:
         planned, reason = config.injections(site, name, sites)
+        for inj in planned or []:
+            node = inj.site
+            if node.graph_node and not (rebuildable and node.parent is base):
+                reason = (
+                    "a node of the functional graph of "
+                    f"{node.parent.name!r} ({type(node.parent).__name__}), "
+                    "which cannot be rebuilt with the layer replaced (only "
+                    "the top level of plain functional and Sequential "
+                    "models can)"
+                )
         if reason:
             skipped.append((site.path, reason))
         else:

@@ -61,8 +61,6 @@ class LoRAConfig(config.PEFTConfig):
         return [r".*/(query|value)"]
 
     def injections(self, site, name, sites):
-        if site.graph_node:
-            return None, "a node of a functional graph"
         reason = lora.why_not_wrappable(site.layer)
         if reason:
             return None, reason

@@ -34,7 +34,8 @@ class PEFTModel(keras_hub.models.Task):
     """
 
     def __init__(self, base, base_config, build_config=None, **kwargs):
-        kwargs.setdefault("name", f"peft_{base.name}")
+        if kwargs.get("name") is None:
+            kwargs["name"] = f"peft_{base.name}"
         # A functional model with the base as its one node, like keras-hub's
         # own tasks: keras-hub's Task shares class state between instances
         # that assumes every task is functional.
@@ -114,7 +115,7 @@ class PEFTModel(keras_hub.models.Task):
             peft_config = keras.saving.deserialize_keras_object(
                 record["config"]
             )
-            engine.apply(model, peft_config, record["name"])
+            model = engine.apply(model, peft_config, record["name"])
         for record in config["adapters"]:
             if record["merged"]:
                 engine.merge(model, record["name"])

@@ -5,6 +5,8 @@ Later features reuse these so that every one is tested the same way: through
 `MirroredStrategy` and mixed precision.
 """
 
+from kfinetune.testing.atomicity import assert_model_unchanged
+from kfinetune.testing.atomicity import model_state
 from kfinetune.testing.models import VOCABULARY
 from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
@@ -30,11 +32,13 @@ __all__ = [
     "assert_config_round_trip",
     "assert_jit_compile_consistent",
     "assert_keras_round_trip",
+    "assert_model_unchanged",
     "assert_mirrored_consistent",
     "assert_outputs_close",
     "assert_saved_model_round_trip",
     "dtype_policy",
     "fit_and_predict",
+    "model_state",
     "predict",
     "small_bert_backbone",
     "small_bert_classifier",

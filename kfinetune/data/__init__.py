@@ -1,0 +1,32 @@
+"""Labelled text data for fine-tuning text classifiers.
+
+`LabelledTexts` holds texts with class labels; its `split` method gives a
+`TextClassificationData` whose `train`, `validation` and `test` properties
+are `tf.data.Dataset`s of `(text, label)` ready for `model.fit`.
+
+Example:
+
+```python
+data = kfinetune.data.tweet_sentiment(classes=2)
+model.fit(data.train.batch(32), validation_data=data.validation.batch(32))
+
+texts = kfinetune.data.from_csv("reviews.csv", "review", "label")
+data = texts.split(validation=0.1, test=0.1)
+```
+"""
+
+from kfinetune.data.files import from_csv
+from kfinetune.data.files import from_jsonl
+from kfinetune.data.labelled_texts import LabelledTexts
+from kfinetune.data.labelled_texts import TextClassificationData
+from kfinetune.data.tfds import from_tfds
+from kfinetune.data.tweets import tweet_sentiment
+
+__all__ = [
+    "LabelledTexts",
+    "TextClassificationData",
+    "from_csv",
+    "from_jsonl",
+    "from_tfds",
+    "tweet_sentiment",
+]

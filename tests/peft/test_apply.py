@@ -1,0 +1,287 @@
+import keras
+import numpy as np
+import pytest
+
+from kfinetune import peft
+from kfinetune import testing
+from kfinetune.layers import AdapterWrapper
+from kfinetune.layers import LoRA
+
+CONFIGS = {
+    "lora": lambda: peft.LoRAConfig(rank=4, alpha=8),
+    "houlsby": lambda: peft.AdapterConfig(size=6),
+    "pfeiffer": lambda: peft.AdapterConfig(size=6, placement="pfeiffer"),
+    "parallel": lambda: peft.AdapterConfig(size=6, placement="parallel"),
+}
+
+
+@pytest.fixture
+def data():
+    x = testing.small_bert_inputs(batch_size=8, sequence_length=16)
+    y = np.array([0, 1, 0, 1, 1, 0, 1, 0], "int32")
+    return x, y
+
+
+def compile_model(model, lr=1e-2):
+    model.compile(
+        keras.optimizers.Adam(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def perturb(model, name="default", scale=0.3):
+    """Moves adapter weights off their identity start, deterministically."""
+    rng = np.random.default_rng(0)
+    for wrapper in peft.engine.wrappers(model, name):
+        for v in wrapper.trainable_weights:
+            if "lora_b" in v.path or "adapter_up_kernel" in v.path:
+                v.assign(rng.normal(0, scale, v.shape).astype(v.dtype))
+    peft.reset_compiled_functions(model)
+
+
+@pytest.mark.parametrize("method", sorted(CONFIGS))
+def test_predict_equals_base_at_init_and_training_moves_only_adapters(
+    method, data
+):
+    x, y = data
+    base = testing.small_bert_classifier()
+    expected = testing.predict(base, x)
+    model = peft.apply(base, CONFIGS[method]())
+    assert isinstance(model, peft.PEFTModel)
+    testing.assert_outputs_close(testing.predict(model, x), expected, atol=0)
+    before = {v.path: v.numpy().copy() for v in model.weights}
+    trainable = {v.path for v in model.trainable_weights}
+    compile_model(model).fit(x, y, epochs=3, verbose=0)
+    moved = {
+        v.path
+        for v in model.weights
+        if not np.array_equal(v.numpy(), before[v.path])
+    }
+    # The base stays bitwise unchanged; the adapter and the head moved.
+    assert moved <= trainable
+    assert {"logits/kernel", "logits/bias"} <= moved
+    prefix = "lora_" if method == "lora" else "adapter_"
+    assert any(f"/{prefix}default/" in p for p in moved)
+    assert not np.allclose(testing.predict(model, x), expected)
+
+
+def test_trainable_parameters_follow_the_lora_formula(data):
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig(rank=4))
+    # 2 blocks × (query + value) × (32·4 + 4·32), plus logits 32·2 + 2.
+    expected = 2 * 2 * (32 * 4 + 4 * 32) + 66
+    assert sum(int(np.prod(v.shape)) for v in model.trainable_weights) == (
+        expected
+    )
+    info = peft.summary(model, print_fn=lambda line: None)
+    assert info["trainable"] == expected
+    assert info["adapters"]["default"]["parameters"] == expected - 66
+    assert len(info["adapters"]["default"]["layers"]) == 4
+    assert set(info["other_trainable"]) == {"logits/kernel", "logits/bias"}
+
+
+def test_houlsby_adapter_formula_and_layer_norm_option():
+    model = peft.apply(
+        testing.small_bert_classifier(),
+        peft.AdapterConfig(size=6, train_layer_norms=True),
+    )
+    info = peft.summary(model, print_fn=lambda line: None)
+    adapters = 2 * 2 * (32 * 6 + 6 + 6 * 32 + 32)
+    assert info["adapters"]["default"]["parameters"] == adapters
+    norms = [p for p in info["other_trainable"] if "layer_norm" in p]
+    assert len(norms) == 2 * 2 * 2 + 2  # gamma and beta, 2 per block + embed
+
+
+def test_summary_prints_each_adapter_and_the_totals(capsys):
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    peft.summary(model)
+    out = capsys.readouterr().out
+    assert "default (lora, active)" in out
+    assert "transformer_layer_1/self_attention_layer/value/lora_default" in out
+    assert "trainable:" in out and "logits/kernel" in out
+
+
+def test_merge_unmerge_and_merged_training_state(data):
+    x, _ = data
+    model = peft.apply(
+        testing.small_bert_classifier(),
+        peft.LoRAConfig(rank=4, targets=[r".*/(query|key|value)", r".*dense"]),
+    )
+    perturb(model)
+    adapted = testing.predict(model, x)
+    peft.merge(model)
+    assert model.adapters["default"]["merged"]
+    testing.assert_outputs_close(testing.predict(model, x), adapted, atol=1e-4)
+    assert {v.path for v in model.trainable_weights} == {
+        "logits/kernel",
+        "logits/bias",
+    }
+    peft.unmerge(model)
+    testing.assert_outputs_close(testing.predict(model, x), adapted, atol=1e-5)
+    assert any("lora_a" in v.path for v in model.trainable_weights)
+
+
+def test_keras_round_trip_of_a_keras_hub_task_keeps_adapters_unmerged(
+    tmp_path, data
+):
+    x, _ = data
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    model = peft.apply(model, peft.AdapterConfig(size=4), name="extra")
+    perturb(model)
+    perturb(model, "extra")
+    peft.set_active(model, ["default", "extra"])
+    reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
+    assert list(reloaded.adapters) == ["default", "extra"]
+    assert reloaded.active == ["default", "extra"]
+    assert not reloaded.adapters["default"]["merged"]
+    kinds = {type(w) for w in peft.engine.wrappers(reloaded)}
+    assert kinds == {LoRA, AdapterWrapper}
+    assert reloaded.backbone.num_layers == 2
+
+
+def test_keras_round_trip_of_a_merged_model(tmp_path, data):
+    x, _ = data
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    perturb(model)
+    peft.merge(model)
+    reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
+    assert reloaded.adapters["default"]["merged"]
+    peft.unmerge(reloaded)
+    peft.unmerge(model)
+    testing.assert_outputs_close(
+        testing.predict(reloaded, x), testing.predict(model, x), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_saved_model_export(tmp_path, data, merged):
+    x, _ = data
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    perturb(model)
+    if merged:
+        peft.merge(model)
+    testing.assert_saved_model_round_trip(model, x, str(tmp_path / "sm"))
+
+
+def test_named_adapters_switch_disable_and_delete(data):
+    x, y = data
+    base = testing.small_bert_classifier()
+    expected = testing.predict(base, x)
+    model = peft.apply(base, peft.LoRAConfig(trainable=[]), name="a")
+    perturb(model, "a")
+    out_a = testing.predict(model, x)
+    model = peft.apply(model, peft.AdapterConfig(size=4, trainable=[]), "b")
+    assert model.active == ["b"]
+    perturb(model, "b")
+    out_b = testing.predict(model, x)
+    assert not np.allclose(out_a, out_b)
+    peft.set_active(model, "a")
+    testing.assert_outputs_close(testing.predict(model, x), out_a, atol=0)
+    assert all("/lora_a/" in v.path for v in model.trainable_weights)
+    with peft.disable(model):
+        testing.assert_outputs_close(
+            testing.predict(model, x), expected, atol=0
+        )
+        assert model.trainable_weights == []
+    testing.assert_outputs_close(testing.predict(model, x), out_a, atol=0)
+    # fit right after a switch trains the newly active adapter only.
+    peft.set_active(model, "b")
+    lora_before = [
+        w.numpy().copy()
+        for w in peft.engine.wrappers(model, "a")
+        for w in w.trainable_weights
+    ]
+    compile_model(model).fit(x, y, epochs=1, verbose=0)
+    peft.delete(model, "b")
+    assert list(model.adapters) == ["a"] and model.active == []
+    assert not any(
+        isinstance(w, AdapterWrapper) for w in peft.engine.wrappers(model)
+    )
+    testing.assert_outputs_close(testing.predict(model, x), expected, atol=0)
+    peft.set_active(model, "a")
+    testing.assert_outputs_close(testing.predict(model, x), out_a, atol=0)
+    assert lora_before is not None
+
+
+def test_delete_of_a_merged_lora_restores_the_base_kernels(data):
+    x, _ = data
+    base = testing.small_bert_classifier()
+    kernels = {v.path: v.numpy().copy() for v in base.weights}
+    model = peft.apply(base, peft.LoRAConfig())
+    perturb(model)
+    peft.merge(model)
+    peft.delete(model, "default")
+    for v in base.weights:
+        np.testing.assert_allclose(v.numpy(), kernels[v.path], atol=1e-6)
+    assert peft.engine.wrappers(model) == []
+
+
+def test_adapter_only_save_and_load_into_a_fresh_model(tmp_path, data):
+    x, y = data
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    compile_model(model).fit(x, y, epochs=2, verbose=0)
+    expected = testing.predict(model, x)
+    path = tmp_path / "task.adapter.h5"
+    peft.save(model, path)
+    # Only the adapter weights and the head: far smaller than the model.
+    import h5py
+
+    keys = []
+
+    def collect(key, item):
+        if isinstance(item, h5py.Dataset):
+            keys.append(key)
+
+    with h5py.File(path) as f:
+        f["weights"].visititems(collect)
+    assert len(keys) == 2 * 2 * 2 + 2
+    fresh = testing.small_bert_classifier()
+    loaded = peft.load(fresh, path)
+    testing.assert_outputs_close(testing.predict(loaded, x), expected)
+
+
+def test_load_refuses_another_architecture_and_leaves_it_unchanged(tmp_path):
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    path = tmp_path / "task.adapter.h5"
+    peft.save(model, path)
+    other = testing.small_bert_classifier(num_layers=3)
+    state = testing.model_state(other)
+    with pytest.raises(ValueError, match="another architecture"):
+        peft.load(other, path)
+    testing.assert_model_unchanged(other, state)
+
+
+def test_load_refuses_a_newer_format(tmp_path):
+    import h5py
+
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    path = tmp_path / "task.adapter.h5"
+    peft.save(model, path)
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 99
+    fresh = testing.small_bert_classifier()
+    state = testing.model_state(fresh)
+    with pytest.raises(ValueError, match="format_version=99"):
+        peft.load(fresh, path)
+    testing.assert_model_unchanged(fresh, state)
+
+
+def test_load_refuses_a_file_whose_weights_do_not_fit(tmp_path):
+    import h5py
+
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    path = tmp_path / "task.adapter.h5"
+    peft.save(model, path)
+    with h5py.File(path, "a") as f:
+        name = "logits/kernel"
+        del f["weights"][name]
+        f["weights"].create_dataset(name, data=np.zeros((3, 3)))
+    fresh = testing.small_bert_classifier()
+    state = testing.model_state(fresh)
+    with pytest.raises(ValueError, match="shape"):
+        peft.load(fresh, path)
+    testing.assert_model_unchanged(fresh, state)
+    with open(tmp_path / "junk.h5", "w") as f:
+        f.write("not hdf5")
+    with pytest.raises(ValueError, match="not an adapter file"):
+        peft.load(fresh, tmp_path / "junk.h5")
