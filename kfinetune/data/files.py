@@ -17,6 +17,15 @@ ERRORS = ("strict", "replace", "ignore")
 # `surrogateescape` decodes each undecodable byte to one of these.
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]+")
 
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
 _ERRORS_HINT = (
     'Pass `errors="replace"` to replace undecodable bytes (the replacement '
     'characters are then removed), `errors="ignore"` to drop them, or the '
@@ -34,7 +43,7 @@ def _check_options(encoding, errors, classes):
         codecs.lookup(encoding)
     except (LookupError, TypeError):
         raise ValueError(
-            f"`encoding` is not a known text encoding. "
+            "`encoding` is not a known text encoding. "
             f"Received: encoding={encoding!r}"
         ) from None
     if classes is None:
@@ -68,9 +77,18 @@ def _read_text(path, encoding, errors):
         ) from None
     # `surrogateescape` keeps every undecodable byte, so the strict check
     # can name the row and column it sits in once the file is parsed.
-    content = raw.decode(
-        encoding, "surrogateescape" if errors == "strict" else errors
-    )
+    try:
+        content = raw.decode(
+            encoding, "surrogateescape" if errors == "strict" else errors
+        )
+    except UnicodeDecodeError as error:
+        # `surrogateescape` cannot keep bytes below 128, which some
+        # encodings (UTF-16, UTF-32) reject: only the file offset is known.
+        bad = error.object[error.start : error.end]
+        raise ValueError(
+            f"'{path}' has bytes that are not valid {encoding} at byte "
+            f"{error.start}. {_ERRORS_HINT} Received: {bad!r}"
+        ) from None
     if errors == "replace":
         content = text_lib.strip_replacement_characters(content)
     # Excel writes a byte-order mark that would prefix the first column name.
@@ -95,12 +113,14 @@ def _check_unicode(value, where, column, encoding, from_bytes):
             ) from None
         raise ValueError(
             f"{where}: column {column!r} has an unpaired surrogate, which is "
-            f"not valid Unicode text. "
+            "not valid Unicode text. "
             f"Received: {value[error.start : error.end]!r}"
         ) from None
 
 
-def _labelled_texts(path, records, text_column, label_column, classes, enc):
+def _labelled_texts(
+    path, records, text_column, label_column, classes, encoding
+):
     texts, labels = [], []
     for where, text, label, from_bytes in records:
         if not isinstance(text, str):
@@ -108,7 +128,7 @@ def _labelled_texts(path, records, text_column, label_column, classes, enc):
                 f"{where}: column {text_column!r} must be a string. "
                 f"Received: {text_column}={text!r}"
             )
-        _check_unicode(text, where, text_column, enc, from_bytes)
+        _check_unicode(text, where, text_column, encoding, from_bytes)
         if not text.strip():
             raise ValueError(
                 f"{where}: column {text_column!r} is empty. "
@@ -122,7 +142,7 @@ def _labelled_texts(path, records, text_column, label_column, classes, enc):
                 f"integer. Received: {label_column}={label!r}"
             )
         label = str(label)
-        _check_unicode(label, where, label_column, enc, from_bytes)
+        _check_unicode(label, where, label_column, encoding, from_bytes)
         if not label.strip():
             raise ValueError(
                 f"{where}: column {label_column!r} is empty. "
@@ -330,7 +350,7 @@ def from_jsonl(
         if not isinstance(value, dict):
             raise ValueError(
                 f"Line {line_number} of '{path}' is a JSON "
-                f"{type(value).__name__}, not an object. "
+                f"{_JSON_TYPES[type(value)]}, not an object. "
                 f"Received: {line[:80]!r}"
             )
         where = f"Row {len(objects) + 1} (line {line_number}) of '{path}'"

@@ -157,8 +157,8 @@ def partition(labels, counts, seed):
 def _resolve_size(name, value, total):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(
-            f"`{name}` must be a fraction in [0, 1) or a number of examples. "
-            f"Received: {name}={value!r}"
+            f"`{name}` must be a fraction in [0, 1) or an integer number of "
+            f"examples. Received: {name}={value!r}"
         )
     if isinstance(value, numbers.Integral):
         if value < 0:

@@ -53,9 +53,8 @@ def from_tfds(
         A `LabelledTexts` whose `source` is `"tfds:{name}/{split}"`.
 
     Raises:
-        ValueError: if `split` is not a single split or has no examples, a
-            key is not a scalar feature of the data set, or a text is not
-            valid UTF-8.
+        ValueError: if `split` is not a single split, a key is not a
+            scalar feature of the data set, or a text is not valid UTF-8.
 
     Example:
 
@@ -104,17 +103,12 @@ def from_tfds(
         labels.append(
             label if class_label else _decode(label, where, label_key)
         )
-    if not texts:
-        raise ValueError(
-            f"Split {split!r} of data set {name!r} has no examples. "
-            f"Received: split={split!r}"
-        )
     if class_label:
         class_names = tuple(features[label_key].names)
     else:
         class_names = infer_class_names(labels)
-        index = {label: i for i, label in enumerate(class_names)}
-        labels = [index[label] for label in labels]
+        positions = {label: i for i, label in enumerate(class_names)}
+        labels = [positions[label] for label in labels]
     return LabelledTexts(
         texts, labels, class_names, source=f"tfds:{name}/{split}"
     )

@@ -64,7 +64,7 @@ def clean_tweet(tweet):
 
 @functools.lru_cache(maxsize=1)
 def _clean_corpus(path):
-    # The file mixes encodings; `replace` keeps every row and the U+FFFD
+    # The file is not valid UTF-8; `replace` keeps every row and the U+FFFD
     # characters it leaves are stripped by `clean_tweet`.
     content = path.read_bytes().decode("utf-8", errors="replace")
     texts, labels, seen = [], [], set()
@@ -95,7 +95,7 @@ def _check_size(name, value, positive, even):
     if even and value % 2:
         raise ValueError(
             f"`{name}` must be even with `classes=2`: the splits are "
-            f"balanced, half negative and half positive. "
+            "balanced, half negative and half positive. "
             f"Received: {name}={value!r}"
         )
     return int(value)
