@@ -11,6 +11,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 
 SENTENCES = (
     "I love this, what a wonderful day!",
@@ -130,6 +131,8 @@ def run(args):
         data.train.batch(args.batch_size),
         validation_data=data.validation.batch(args.batch_size),
         epochs=args.epochs,
+        # The dataset reshuffles every epoch itself.
+        shuffle=False,
         verbose=1,
     )
 
@@ -142,7 +145,12 @@ def run(args):
 
     keras_path = output_dir / "model.keras"
     model.save(keras_path)
-    reloaded = keras.models.load_model(keras_path)
+    with warnings.catch_warnings():
+        # keras-hub tasks do not restore their compiled optimizer (design.md
+        # fact 6); Keras warns about it twice. The reload only predicts.
+        warnings.filterwarnings("ignore", message=".*compile.*")
+        warnings.filterwarnings("ignore", message=".*optimizer.*")
+        reloaded = keras.models.load_model(keras_path)
     sentences = np.array(SENTENCES)
     expected = model.predict(sentences, verbose=0)
     keras_error = float(

@@ -153,8 +153,6 @@ class LoRA(keras.layers.Wrapper):
         self.merged = merged
         self.enabled = True
         self._dropout_layer = keras.layers.Dropout(dropout)
-        # The wrapped layer's weights stay where they are; only A and B train.
-        layer.trainable = False
 
     @property
     def base_layer(self):
@@ -193,6 +191,8 @@ class LoRA(keras.layers.Wrapper):
                 f"for layer {self.base_layer.name!r} (d_in={d_in}, "
                 f"d_out={d_out}). Received: rank={self.rank}"
             )
+        # The wrapped layer's weights stay where they are; only A and B train.
+        self.layer.trainable = False
         embedding = isinstance(self.base_layer, keras.layers.Embedding)
         # As PEFT: A random and B zero for projections; for embeddings the
         # table lookup replaces x·A, so A is zero and B random.

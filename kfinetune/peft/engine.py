@@ -85,12 +85,11 @@ def apply(model, config, name="default"):
 
     plan = _plan(base, config, name)
     strategy = compat.distribution_strategy(base)
+    flags = trainable_flags(base)
     swapped = []
     try:
         with strategy.scope():
-            built = [(inj.site, _build(inj)) for inj in plan.injections]
-        for site, wrapper in built:
-            wrapper.adapter_name = name
+            built = [(inj.site, _build(inj, name)) for inj in plan.injections]
         in_graph = {id(s.layer): w for s, w in built if s.graph_node}
         for site, wrapper in built:
             if not site.graph_node:
@@ -127,6 +126,7 @@ def apply(model, config, name="default"):
             compat.set_sublayer(
                 site.parent, site.attribute, site.index, site.layer
             )
+        restore_trainable_flags(flags)
         raise
     peft_model.adapters[name] = {
         "config": config,
@@ -136,6 +136,22 @@ def apply(model, config, name="default"):
     }
     set_active(peft_model, [name])
     return peft_model
+
+
+def trainable_flags(model):
+    """Every layer's and variable's trainable flag, to restore on failure."""
+    layers = [(s.layer, s.layer.trainable) for s in matching.sites(model)]
+    variables = [(v, v.trainable) for v in model.weights]
+    return layers, variables
+
+
+def restore_trainable_flags(flags):
+    layers, variables = flags
+    # Layers first: a layer's flag propagates to its variables.
+    for layer, value in layers:
+        layer.trainable = value
+    for variable, value in variables:
+        variable.trainable = value
 
 
 def _plan(base, config, name):
@@ -191,8 +207,9 @@ def _plan(base, config, name):
     return config_lib.Plan(injections, skipped)
 
 
-def _build(injection):
+def _build(injection, name):
     wrapper = injection.make()
+    wrapper.adapter_name = name
     # Build inside the target's name scopes, so the new variables' paths
     # extend the target's path (".../query/lora_default/lora_a") and stay
     # unique across blocks.
@@ -332,6 +349,7 @@ def delete(model, name):
 
 
 def _lora_layers(model, name):
+    _require(model)
     names = [name] if name else list(model.adapters)
     _require(model, names)
     return [

@@ -182,8 +182,7 @@ def load(model, filepath):
             f"first. Received: filepath={str(filepath)!r}"
         )
     base = model.base if isinstance(model, PEFTModel) else model
-    flags = [(v, v.trainable) for v in base.weights]
-    layer_flags = [(s.layer, s.layer.trainable) for s in matching.sites(base)]
+    flags = engine.trainable_flags(base)
     applied = []
     result = model
     try:
@@ -211,10 +210,7 @@ def load(model, filepath):
     except Exception:
         for name in reversed(applied):
             engine.delete(result, name)
-        for layer, flag in layer_flags:
-            layer.trainable = flag
-        for variable, flag in flags:
-            variable.trainable = flag
+        engine.restore_trainable_flags(flags)
         engine.reset_compiled_functions(base)
         raise
     for path, value in state["weights"].items():

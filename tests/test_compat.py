@@ -1,0 +1,75 @@
+"""Every private attribute kfinetune.compat touches, checked against the
+installed Keras and keras-hub (design.md fact 8)."""
+
+import keras
+import pytest
+
+from kfinetune import compat
+from kfinetune import testing
+
+
+def test_a_built_layer_refuses_new_state_unless_unlocked():
+    mha = (
+        testing.small_bert_backbone()
+        .get_layer("transformer_layer_0")
+        ._self_attention_layer
+    )
+    with pytest.raises(ValueError, match="cannot add new elements of state"):
+        mha.extra = keras.layers.Dense(2)
+    with compat.unlocked(mha):
+        mha.extra = keras.layers.Dense(2)
+    assert mha._tracker.locked
+
+
+def test_set_sublayer_keeps_weight_order_and_untracks_the_old_layer():
+    backbone = testing.small_bert_backbone()
+    mha = backbone.get_layer("transformer_layer_0")._self_attention_layer
+    old = mha._query_dense
+    order = [v.path for v in backbone.weights]
+    new = keras.layers.EinsumDense(
+        old.equation, output_shape=old.partial_output_shape, name="query"
+    )
+    compat.set_sublayer(mha, "_query_dense", None, new)
+    assert mha._query_dense is new
+    assert not any(layer is old for layer in mha._layers)
+    assert [layer.name for layer in mha._layers].index("query") == 0
+    compat.set_sublayer(mha, "_query_dense", None, old)
+    assert [v.path for v in backbone.weights] == order
+
+
+def test_distribution_strategy_of_a_model():
+    strategy = testing.two_cpu_strategy()
+    with strategy.scope():
+        mirrored = testing.small_bert_classifier()
+    assert compat.distribution_strategy(mirrored) is strategy
+    plain = testing.small_bert_classifier()
+    default = compat.distribution_strategy(plain)
+    assert default is not strategy
+
+
+def test_functional_and_rebuildable_models_are_recognised():
+    task = testing.small_bert_classifier()
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    encoder = task.backbone.get_layer("transformer_layer_0")
+    assert compat.is_functional(task) and compat.is_functional(task.backbone)
+    assert compat.is_functional(functional) and compat.is_functional(sequential)
+    assert not compat.is_functional(encoder)
+    assert compat.is_rebuildable(functional) and compat.is_rebuildable(
+        sequential
+    )
+    assert not compat.is_rebuildable(task)
+    assert not compat.is_rebuildable(task.backbone)
+
+
+def test_keras_hub_encoder_sublayers_are_attributes():
+    # The engine finds sublayers through the layers' attributes; keras-hub's
+    # encoder keeps its attention and feed-forward layers there.
+    encoder = testing.small_bert_backbone().get_layer("transformer_layer_0")
+    names = {k for k, v in vars(encoder).items() if isinstance(v, keras.Layer)}
+    assert {
+        "_self_attention_layer",
+        "_feedforward_intermediate_dense",
+        "_feedforward_output_dense",
+    } <= names
