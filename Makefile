@@ -27,7 +27,7 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 docs: $(INSTALLED)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 test: lint docs
 	$(PY) -m pytest

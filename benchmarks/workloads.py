@@ -14,6 +14,7 @@ import keras
 import keras_hub
 import numpy as np
 
+from kfinetune import peft
 from kfinetune import presets
 
 BATCH_SIZE = 16
@@ -25,6 +26,7 @@ LORA_RANK = 8
 # list adds the names other architectures use); spelled out so that every
 # LoRA variant is compared at the same targets.
 LORA_TARGETS = ("query", "value")
+ADAPTER_SIZE = 48
 
 
 def full(model):
@@ -51,10 +53,24 @@ def frozen(model):
     return model
 
 
+def lora(model, rank=LORA_RANK):
+    """kfinetune LoRA on query and value (standard d×r and r×d factors,
+    computed factored), alpha = 2·rank, the head trainable."""
+    return peft.apply(model, peft.LoRAConfig(rank=rank, alpha=2 * rank))
+
+
+def houlsby(model, size=ADAPTER_SIZE):
+    """kfinetune Houlsby bottleneck adapters after attention and
+    feed-forward in every block, the head trainable."""
+    return peft.apply(model, peft.AdapterConfig(size=size))
+
+
 VARIANTS = {
     "full": full,
     "keras_lora": keras_lora,
     "frozen": frozen,
+    "lora": lora,
+    "houlsby": houlsby,
 }
 
 
@@ -164,6 +180,7 @@ def describe():
         "jit_compile": True,
         "lora_rank": LORA_RANK,
         "lora_targets": list(LORA_TARGETS),
+        "adapter_size": ADAPTER_SIZE,
     }
 
 
