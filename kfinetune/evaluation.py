@@ -33,26 +33,24 @@ class ClassificationReport:
         """The unweighted mean of the per-class F1 scores."""
         return float(np.mean(self.f1))
 
+    def _per_class(self):
+        return zip(
+            self.class_names,
+            self.precision,
+            self.recall,
+            self.f1,
+            self.support,
+            strict=True,
+        )
+
     def as_dict(self):
         """The report as a JSON-ready dict."""
         return {
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
             "per_class": {
-                name: {
-                    "precision": p,
-                    "recall": r,
-                    "f1": f,
-                    "support": s,
-                }
-                for name, p, r, f, s in zip(
-                    self.class_names,
-                    self.precision,
-                    self.recall,
-                    self.f1,
-                    self.support,
-                    strict=True,
-                )
+                name: {"precision": p, "recall": r, "f1": f, "support": s}
+                for name, p, r, f, s in self._per_class()
             },
         }
 
@@ -61,14 +59,7 @@ class ClassificationReport:
         lines = [
             f"{'':{width}}  precision  recall     f1  support",
         ]
-        for name, p, r, f, s in zip(
-            self.class_names,
-            self.precision,
-            self.recall,
-            self.f1,
-            self.support,
-            strict=True,
-        ):
+        for name, p, r, f, s in self._per_class():
             lines.append(
                 f"{name:{width}}  {p:9.3f}  {r:6.3f}  {f:5.3f}  {s:7d}"
             )

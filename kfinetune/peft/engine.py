@@ -15,6 +15,7 @@ from kfinetune import compat
 from kfinetune.layers import lora
 from kfinetune.peft import config as config_lib
 from kfinetune.peft import matching
+from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.peft_model import PEFTModel
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -372,7 +373,7 @@ def merge(model, name=None):
     for layer in layers:
         layer.merge()
     for n in names:
-        if isinstance(model.adapters[n]["config"], _lora_config()):
+        if isinstance(model.adapters[n]["config"], LoRAConfig):
             model.adapters[n]["merged"] = True
     _refresh_trainable(model)
     reset_compiled_functions(model)
@@ -387,12 +388,6 @@ def unmerge(model, name=None):
         model.adapters[n]["merged"] = False
     _refresh_trainable(model)
     reset_compiled_functions(model)
-
-
-def _lora_config():
-    from kfinetune.peft.lora import LoRAConfig
-
-    return LoRAConfig
 
 
 def _refresh_trainable(model):

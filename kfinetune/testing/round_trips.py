@@ -7,6 +7,7 @@ hide a bug) and raises `AssertionError` with the largest difference.
 
 import contextlib
 import copy
+import functools
 import os
 
 import keras
@@ -221,8 +222,15 @@ def assert_jit_compile_consistent(
     return xla
 
 
+@functools.cache
 def two_cpu_strategy():
-    """A `MirroredStrategy` over two logical CPU devices.
+    """A `MirroredStrategy` over two logical CPU devices, one per process.
+
+    One shared strategy, not a new one per call: every new
+    `MirroredStrategy` numbers its collective all-reduces from the same
+    keys, and TensorFlow remembers each key's tensor shape for the whole
+    process, so a second strategy training a model with another number of
+    weights fails ("Shape mismatch in the collective instance 100").
 
     The devices must have been configured before TensorFlow initialised
     (kfinetune's test `conftest.py` does it); see design.md fact 7. Never
