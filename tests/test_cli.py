@@ -1,0 +1,62 @@
+import csv
+import json
+
+import pytest
+
+from kfinetune import cli
+
+POSITIVE = ["i love this", "what a great day", "best movie ever", "so happy"]
+NEGATIVE = ["i hate this", "what an awful day", "worst film ever", "so sad"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be positive. Received: 0"),
+        (["--batch-size", "-1"], "--batch-size must be positive"),
+        (["--learning-rate", "0"], "--learning-rate must be positive"),
+        (["--classes", "4"], "invalid choice: 4"),
+    ],
+)
+def test_bad_arguments_exit_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_fine_tunes_minilm_on_a_csv_file(tmp_path, capsys):
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "stars"])
+        for i in range(30):
+            writer.writerow([f"{POSITIVE[i % 4]} {i}", "good"])
+            writer.writerow([f"{NEGATIVE[i % 4]} {i}", "bad"])
+    out_dir = tmp_path / "run"
+    cli.main(
+        [
+            "--csv",
+            str(path),
+            "--text-column",
+            "review",
+            "--label-column",
+            "stars",
+            "--sequence-length",
+            "16",
+            "--batch-size",
+            "8",
+            "--output-dir",
+            str(out_dir),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "test accuracy: " in printed
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"bad", "good"}
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 6
+    assert metrics["trainable_parameters"] == metrics["total_parameters"]
+    assert metrics["keras_round_trip_max_difference"] < 1e-4
+    assert metrics["saved_model_max_difference"] < 1e-4
+    assert (out_dir / "model.keras").exists()
+    assert (out_dir / "saved_model" / "saved_model.pb").exists()
