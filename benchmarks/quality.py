@@ -71,17 +71,19 @@ METHODS = {
     ),
     "lora": Method(
         workloads.lora,
-        1e-3,
+        2e-3,
         "kfinetune LoRAConfig(rank=8, alpha=16) on query and value, head "
-        "trainable (74,498 trainable weights, 0.33 %); learning rate chosen "
-        "on the validation split of seed 0 among 5e-4, 1e-3 and 2e-3",
+        "trainable (74,498 trainable weights, 0.33 %); peak learning rate "
+        "chosen on the validation split of seed 0 (one epoch, constant "
+        "rate): 5e-4 0.798, 1e-3 0.858, 2e-3 0.902",
     ),
     "houlsby": Method(
         workloads.houlsby,
-        1e-3,
+        2e-3,
         "kfinetune AdapterConfig(size=48, placement='houlsby'), head "
-        "trainable (448,322 trainable weights, 1.94 %); learning rate chosen "
-        "on the validation split of seed 0 among 5e-4, 1e-3 and 2e-3",
+        "trainable (448,322 trainable weights, 1.94 %); peak learning rate "
+        "chosen on the validation split of seed 0 (one epoch, constant "
+        "rate): 5e-4 0.840, 1e-3 0.904, 2e-3 0.914",
     ),
 }
 
@@ -106,13 +108,6 @@ def run(method, seed, epochs, limit=None):
         num_classes=2, sequence_length=SEQUENCE_LENGTH
     )
     model = method.configure(model)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(method.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=None,
-        jit_compile=True,
-    )
-    trainable, total = workloads.parameter_counts(model)
     train = data.train.batch(BATCH_SIZE)
     validation = data.validation.batch(BATCH_SIZE)
     test = data.test.batch(BATCH_SIZE)
@@ -120,6 +115,19 @@ def run(method, seed, epochs, limit=None):
         train, validation, test = (
             split.take(limit) for split in (train, validation, test)
         )
+    steps = epochs * int(train.cardinality())
+    # Every method: linear decay to zero over the run, the usual BERT
+    # fine-tuning schedule.
+    learning_rate = keras.optimizers.schedules.PolynomialDecay(
+        method.learning_rate, decay_steps=steps, end_learning_rate=0.0
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=None,
+        jit_compile=True,
+    )
+    trainable, total = workloads.parameter_counts(model)
     start = time.perf_counter()
     # The data module shuffles; `shuffle` would only warn that it cannot.
     model.fit(train, epochs=epochs, shuffle=False, verbose=0)
@@ -212,7 +220,8 @@ def main(argv=None):
             "data": "kfinetune.data.tweet_sentiment(classes=2, seed=seed)",
             "batch_size": BATCH_SIZE,
             "sequence_length": SEQUENCE_LENGTH,
-            "optimizer": "AdamW (learning rate per method)",
+            "optimizer": "AdamW, peak learning rate per method, linear "
+            "decay to 0 over the run",
             "jit_compile": True,
             "epochs": args.epochs,
             "seeds": args.seeds,
