@@ -85,6 +85,20 @@ def apply(model, config, name="default"):
         )
 
     plan = _plan(base, config, name)
+    if peft_model is None:
+        # Recorded before anything changes: `from_config` rebuilds this
+        # and re-applies the adapters.
+        origin = {
+            "base_config": keras.saving.serialize_keras_object(base),
+            "build_config": base.get_build_config(),
+            "name": None,
+        }
+    else:
+        origin = {
+            "base_config": peft_model.base_config,
+            "build_config": peft_model.build_config,
+            "name": peft_model.name,
+        }
     strategy = compat.distribution_strategy(base)
     flags = trainable_flags(base)
     swapped = []
@@ -108,17 +122,9 @@ def apply(model, config, name="default"):
                     clone_function=lambda layer: in_graph.get(id(layer), layer),
                 )
             if peft_model is None or in_graph:
+                # A rebuilt graph is a new base, and needs a new wrapper.
                 previous = peft_model
-                peft_model = PEFTModel(
-                    base,
-                    base_config=previous.base_config
-                    if previous
-                    else keras.saving.serialize_keras_object(model),
-                    build_config=previous.build_config
-                    if previous
-                    else model.get_build_config(),
-                    name=previous.name if previous else None,
-                )
+                peft_model = PEFTModel(base, **origin)
                 if previous:
                     peft_model.adapters.update(previous.adapters)
                     peft_model.active = list(previous.active)
