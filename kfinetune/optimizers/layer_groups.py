@@ -1,0 +1,243 @@
+"""`layer_groups`: a model's weights in ordered groups, bottom to top."""
+
+import re
+
+from kfinetune import compat
+
+_BLOCK = re.compile(r"(?:^|/)transformer_layer_(\d+)(?:/|$)")
+
+
+class LayerGroups:
+    """An ordered mapping of group name to variable paths, bottom to top.
+
+    What `LayerwiseOptimizer` gives learning rates to and what
+    `GradualUnfreezing` unfreezes, one group at a time from the top. Build
+    it with `layer_groups`.
+
+    Attributes:
+        names: the group names, bottom first.
+    """
+
+    def __init__(self, groups, variables=()):
+        self._groups = {name: tuple(paths) for name, paths in groups.items()}
+        # The model's variables, when built from a model (not serialized).
+        paths = {p for group in self._groups.values() for p in group}
+        self.variables = [v for v in variables if v.path in paths]
+        owner = {}
+        for name, paths in self._groups.items():
+            if not paths:
+                raise ValueError(
+                    f"Group {name!r} is empty. Received: {name}=[]"
+                )
+            for path in paths:
+                if path in owner:
+                    raise ValueError(
+                        f"The weight {path!r} is in two groups, "
+                        f"{owner[path]!r} and {name!r}. "
+                        f"Received: groups={list(self._groups)}"
+                    )
+                owner[path] = name
+        self._owner = owner
+
+    @property
+    def names(self):
+        return list(self._groups)
+
+    def __getitem__(self, name):
+        if name not in self._groups:
+            raise KeyError(
+                f"No group named {name!r}. Groups: {self.names}. "
+                f"Received: name={name!r}"
+            )
+        return self._groups[name]
+
+    def __iter__(self):
+        return iter(self._groups)
+
+    def __len__(self):
+        return len(self._groups)
+
+    def items(self):
+        return self._groups.items()
+
+    def group_of(self, path):
+        """The name of the group holding the weight at `path`, or None."""
+        return self._owner.get(path)
+
+    def merge(self, num_groups):
+        """Merges neighbouring groups into `num_groups` contiguous groups of
+        near-equal size (by count of groups), bottom to top; each merged
+        group is named after its first and last member."""
+        if not isinstance(num_groups, int) or not 1 <= num_groups <= len(self):
+            raise ValueError(
+                f"`num_groups` must be an integer in [1, {len(self)}]. "
+                f"Received: num_groups={num_groups!r}"
+            )
+        names = self.names
+        bounds = [
+            round(i * len(names) / num_groups) for i in range(num_groups + 1)
+        ]
+        merged = {}
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            members = names[start:stop]
+            label = (
+                members[0]
+                if len(members) == 1
+                else (f"{members[0]}..{members[-1]}")
+            )
+            merged[label] = [p for n in members for p in self._groups[n]]
+        return LayerGroups(merged, self.variables)
+
+    def get_config(self):
+        return {name: list(paths) for name, paths in self._groups.items()}
+
+    def __repr__(self):
+        sizes = ", ".join(f"{n}: {len(p)}" for n, p in self._groups.items())
+        return f"LayerGroups({sizes})"
+
+
+def layer_groups(model, groups=None):
+    """Splits a model's weights into ordered groups, bottom to top.
+
+    - With `groups`, a dict `{name: pattern}` (or list of patterns), bottom
+      group first, each weight goes to the one group whose pattern matches
+      its path (exact path, else `re.fullmatch`).
+    - For keras-hub transformers (weights under `transformer_layer_<i>/`):
+      `embeddings` (every weight before the first block), `block_0` ...
+      `block_<n-1>`, and `head` (every weight after the last block: pooler
+      and output layer).
+    - Otherwise, one group per top-level layer with weights, in the model's
+      layer order (for functional models, graph order: inputs first). Merge
+      neighbours with `.merge(num_groups)`.
+
+    Weights of parameter-efficient methods (LoRA, adapters) go to the
+    group of the layer they adapt: their paths extend its path.
+
+    Args:
+        model: a built Keras model (or a `kfinetune.peft` model).
+        groups: optional `{name: pattern or [patterns]}`.
+
+    Returns:
+        A `LayerGroups`.
+
+    Raises:
+        ValueError: a pattern matches nothing, a weight matches two groups,
+            a weight matches no group, or the model has no weights.
+
+    Example:
+
+    ```python
+    groups = kfinetune.optimizers.layer_groups(model)
+    groups.names  # ['embeddings', 'block_0', ..., 'block_5', 'head']
+    ```
+    """
+    variables = _variables(model)
+    if not variables:
+        raise ValueError(
+            "`model` has no weights: build it first. "
+            f"Received: model={getattr(model, 'name', model)!r}"
+        )
+    paths = [v.path for v in variables]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise ValueError(
+            "Weight paths must be unique to group weights by path, but the "
+            "model holds two copies of some layers (e.g. a teacher and a "
+            f"student): {duplicates[:5]}. Rename one copy."
+        )
+    if groups is not None:
+        return LayerGroups(_by_patterns(paths, groups), variables)
+    if any(_BLOCK.search(p) for p in paths):
+        return LayerGroups(_by_transformer_block(paths), variables)
+    return LayerGroups(_by_top_level_layer(model, variables), variables)
+
+
+def _variables(model):
+    seen, result = set(), []
+    for v in model.weights:
+        if id(v) not in seen:
+            seen.add(id(v))
+            result.append(v)
+    return result
+
+
+def _by_patterns(paths, groups):
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError(
+            "`groups` must be a non-empty dict of group name to pattern. "
+            f"Received: groups={groups!r}"
+        )
+    result = {}
+    owner = {}
+    for name, patterns in groups.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        matched = []
+        for pattern in patterns:
+            regex = re.compile(pattern)
+            matched += [p for p in paths if p == pattern or regex.fullmatch(p)]
+        if not matched:
+            raise ValueError(
+                f"The pattern of group {name!r} matches no weight. Some "
+                f"weight paths: {paths[:5]}. Received: {name}={patterns!r}"
+            )
+        for path in matched:
+            if owner.get(path, name) != name:
+                raise ValueError(
+                    f"The weight {path!r} matches two groups, "
+                    f"{owner[path]!r} and {name!r}. "
+                    f"Received: groups={groups!r}"
+                )
+            owner[path] = name
+        result[name] = list(dict.fromkeys(matched))
+    missing = [p for p in paths if p not in owner]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} weights match no group, e.g. {missing[:5]}: "
+            "every weight needs exactly one group. "
+            f"Received: groups={list(groups)}"
+        )
+    return result
+
+
+def _by_transformer_block(paths):
+    blocks = {}
+    first = last = None
+    for i, path in enumerate(paths):
+        match = _BLOCK.search(path)
+        if match:
+            blocks.setdefault(int(match.group(1)), []).append(path)
+            first = i if first is None else first
+            last = i
+    result = {"embeddings": []}
+    result.update({f"block_{k}": blocks[k] for k in sorted(blocks)})
+    result["head"] = []
+    for i, path in enumerate(paths):
+        if _BLOCK.search(path):
+            continue
+        result["embeddings" if i < first else "head"].append(path)
+    if last is not None and not result["head"]:
+        del result["head"]
+    if not result["embeddings"]:
+        del result["embeddings"]
+    return result
+
+
+def _by_top_level_layer(model, variables):
+    layers = (
+        model.layers
+        if compat.is_functional(model)
+        else [layer for layer in getattr(model, "layers", [])]
+    )
+    result = {}
+    owner = {}
+    for layer in layers:
+        for v in layer.weights:
+            if id(v) not in owner:
+                owner[id(v)] = layer.name
+                result.setdefault(layer.name, []).append(v.path)
+    # Weights held directly by the model (not by a layer) form a last group.
+    rest = [v.path for v in variables if id(v) not in owner]
+    if rest:
+        result[f"{model.name}_own"] = rest
+    return result
