@@ -13,11 +13,25 @@ model = kft.presets.text_classifier(num_classes=2, sequence_length=64)
 ```
 """
 
+from kfinetune import callbacks
 from kfinetune import data
 from kfinetune import evaluation
 from kfinetune import export
+from kfinetune import layers
+from kfinetune import optimizers
+from kfinetune import peft
 from kfinetune import presets
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["data", "evaluation", "export", "presets", "__version__"]
+__all__ = [
+    "__version__",
+    "callbacks",
+    "data",
+    "evaluation",
+    "export",
+    "layers",
+    "optimizers",
+    "peft",
+    "presets",
+]

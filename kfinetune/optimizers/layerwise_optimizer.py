@@ -143,6 +143,9 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         self.lr = lr
         self.group_optimizers_config = optimizers
         self.weight_decay_overrides = weight_decay
+        # Set by GradualUnfreezing(mode="static"): groups whose `active`
+        # variable is 0 compute gradients but do not step.
+        self.masking = False
         self._bases = {}
         self._multipliers = _multipliers(groups.names, decay, lr)
         self._group_optimizers = {}
@@ -202,6 +205,12 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         self.scale = self.add_variable(
             (), initializer="ones", name="learning_rate_scale"
         )
+        self.active = {
+            name: self.add_variable(
+                (), initializer="ones", name=f"{name}_active"
+            )
+            for name in self.groups.names
+        }
         self._variable_group = {}
         for name, variables in by_group.items():
             optimizer = self._group_optimizers[name]
@@ -268,12 +277,22 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
             by_group[group][0].append(grad)
             by_group[group][1].append(variable)
         for name, (group_grads, variables) in by_group.items():
-            if not variables:
-                continue
-            optimizer = self._group_optimizers[name]
-            optimizer.learning_rate = self.group_learning_rate(name)
-            optimizer.apply(group_grads, variables)
+            if variables:
+                self._apply_group(name, group_grads, variables)
         self.iterations.assign_add(1)
+
+    def _apply_group(self, name, grads, variables):
+        optimizer = self._group_optimizers[name]
+
+        def step():
+            optimizer.learning_rate = self.group_learning_rate(name)
+            optimizer.apply(grads, variables)
+
+        if not self.masking:
+            step()
+            return
+        # A masked group: no update, no weight decay, no step count.
+        ops.cond(self.active[name] > 0, step, lambda: None)
 
     def finalize_variable_values(self, var_list):
         for name, optimizer in self._group_optimizers.items():
