@@ -21,6 +21,7 @@ from kfinetune import layers
 from kfinetune import optimizers
 from kfinetune import peft
 from kfinetune import presets
+from kfinetune import recipes
 
 __version__ = "0.1.0.dev0"
 
@@ -34,4 +35,5 @@ __all__ = [
     "optimizers",
     "peft",
     "presets",
+    "recipes",
 ]
