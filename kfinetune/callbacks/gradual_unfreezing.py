@@ -33,7 +33,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
     on exactly where it stopped. Weights frozen before `fit` (by a
     parameter-efficient method or by you) are never unfrozen: unfreezing a
     block of a LoRA model trains that block's LoRA weights, not its base
-    kernels.
+    kernels. When `fit` ends, the trainable flags are as they were before
+    it, so the next `fit` (with a new callback) resumes the schedule from
+    its `initial_epoch`.
 
     The model's optimizer must be a `LayerwiseOptimizer` over the same
     groups (optionally inside a `LossScaleOptimizer`): it holds state for
@@ -136,6 +138,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
             for layer in _layers(self.model)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
+        self._batchnorm_flags = [
+            (layer, layer.trainable) for layer in self._batchnorm_layers
+        ]
         if not optimizer.built:
             optimizer.build(
                 [v for vid, v in variables.items() if vid in self._eligible]
@@ -144,6 +149,17 @@ class GradualUnfreezing(keras.callbacks.Callback):
         # The stage is set before the first step, from the epoch (or step)
         # that this fit starts at: 0, or where BackupAndRestore resumes.
         self.stage = None
+        self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        # Leave the trainable flags as they were before fit, so that the
+        # next fit (or a saved file) sees what may train, not a stage.
+        for v in self.model.weights:
+            if id(v) in self._eligible:
+                v.trainable = True
+        for layer, flag in self._batchnorm_flags:
+            layer.trainable = flag
+        self._optimizer().masking = False
         self.model.make_train_function(force=True)
 
     def _stage_for(self, count):

@@ -20,9 +20,15 @@ class LayerGroups:
 
     def __init__(self, groups, variables=()):
         self._groups = {name: tuple(paths) for name, paths in groups.items()}
-        # The model's variables, when built from a model (not serialized).
+        # The weights that may train, when built from a model (not
+        # serialized): those trainable when the groups were made. A
+        # LayerwiseOptimizer keeps state for all of them, so weights frozen
+        # later (gradual unfreezing) unfreeze without a rebuild, while
+        # weights frozen for good (a LoRA model's base) cost no state.
         paths = {p for group in self._groups.values() for p in group}
-        self.variables = [v for v in variables if v.path in paths]
+        self.variables = [
+            v for v in variables if v.path in paths and v.trainable
+        ]
         owner = {}
         for name, paths in self._groups.items():
             if not paths:

@@ -207,3 +207,47 @@ def test_needs_a_layerwise_optimizer_over_the_groups():
             verbose=0,
             callbacks=[callbacks.GradualUnfreezing(groups)],
         )
+
+
+def test_optimizer_state_survives_keras_save_load_mid_schedule(tmp_path):
+    def three_groups():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        x = keras.layers.Dense(5, name="bottom")(inputs)
+        x = keras.layers.Dense(5, name="middle")(x)
+        return keras.Model(inputs, keras.layers.Dense(2, name="top")(x))
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    model = three_groups()
+    groups = optimizers.layer_groups(model)
+    model.compile(
+        optimizers.LayerwiseOptimizer(
+            keras.optimizers.Adam(1e-2), groups, decay=0.5
+        ),
+        LOSS,
+    )
+
+    def fit(m, start, stop):
+        m.fit(
+            x,
+            Y,
+            batch_size=8,
+            initial_epoch=start,
+            epochs=stop,
+            shuffle=False,
+            verbose=0,
+            callbacks=[callbacks.GradualUnfreezing(groups, verbose=0)],
+        )
+
+    fit(model, 0, 2)  # the bottom group is still frozen
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    counts = {
+        n: int(o.iterations)
+        for n, o in reloaded.optimizer.group_optimizers.items()
+    }
+    assert counts == {"bottom": 0, "middle": 2, "top": 4}
+    fit(model, 2, 3)
+    fit(reloaded, 2, 3)
+    for a, b in zip(model.weights, reloaded.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
