@@ -107,7 +107,8 @@ def layer_groups(model, groups=None):
 
     - With `groups`, a dict `{name: pattern}` (or list of patterns), bottom
       group first, each weight goes to the one group whose pattern matches
-      its path (exact path, else `re.fullmatch`).
+      its path (exact path, else `re.fullmatch`); frozen weights may be left
+      out (e.g. a LoRA model's base).
     - For keras-hub transformers (weights under `transformer_layer_<i>/`):
       `embeddings` (every weight before the first block), `block_0` ...
       `block_<n-1>`, and `head` (every weight after the last block: pooler
@@ -152,7 +153,8 @@ def layer_groups(model, groups=None):
             f"student): {duplicates[:5]}. Rename one copy."
         )
     if groups is not None:
-        return LayerGroups(_by_patterns(paths, groups), variables)
+        trainable = [v.path for v in variables if v.trainable]
+        return LayerGroups(_by_patterns(paths, trainable, groups), variables)
     if any(_BLOCK.search(p) for p in paths):
         return LayerGroups(_by_transformer_block(paths), variables)
     return LayerGroups(_by_top_level_layer(model, variables), variables)
@@ -167,7 +169,7 @@ def _variables(model):
     return result
 
 
-def _by_patterns(paths, groups):
+def _by_patterns(paths, trainable, groups):
     if not isinstance(groups, dict) or not groups:
         raise ValueError(
             "`groups` must be a non-empty dict of group name to pattern. "
@@ -196,12 +198,12 @@ def _by_patterns(paths, groups):
                 )
             owner[path] = name
         result[name] = list(dict.fromkeys(matched))
-    missing = [p for p in paths if p not in owner]
+    missing = [p for p in trainable if p not in owner]
     if missing:
         raise ValueError(
-            f"{len(missing)} weights match no group, e.g. {missing[:5]}: "
-            "every weight needs exactly one group. "
-            f"Received: groups={list(groups)}"
+            f"{len(missing)} trainable weights match no group, e.g. "
+            f"{missing[:5]}: every trainable weight needs exactly one group "
+            f"(frozen ones may be left out). Received: groups={list(groups)}"
         )
     return result
 

@@ -228,3 +228,51 @@ def test_weights_outside_the_groups_are_refused():
     with pytest.raises(ValueError, match="in no group"):
         optimizer.build([extra])
     assert other is not None
+
+
+def test_lora_with_a_higher_learning_rate_for_the_head():
+    from kfinetune import peft
+
+    base = testing.small_bert_classifier()
+    model = peft.apply(base, peft.LoRAConfig())
+    groups = optimizers.layer_groups(
+        model, {"lora": ".*/lora_default/.*", "head": "logits/.*"}
+    )
+    optimizer = optimizers.LayerwiseOptimizer(
+        keras.optimizers.AdamW(1e-3),
+        groups,
+        optimizers={"head": keras.optimizers.AdamW(1e-2)},
+    )
+    model.compile(optimizer, LOSS)
+    x = testing.small_bert_inputs(batch_size=8)
+    model.fit(x, Y[:8], epochs=2, verbose=0)
+    assert float(optimizer.group_learning_rate("head")) == pytest.approx(1e-2)
+    assert float(optimizer.group_learning_rate("lora")) == pytest.approx(1e-3)
+    # Optimizer state only for what trains: LoRA factors and the head.
+    lora = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    state = sum(
+        int(np.prod(v.shape))
+        for o in optimizer.group_optimizers.values()
+        for v in o.variables
+        if len(v.shape)
+    )
+    assert state == 2 * lora
+
+
+def test_adapters_with_layerwise_decay():
+    from kfinetune import peft
+
+    model = peft.apply(testing.small_bert_classifier(), peft.AdapterConfig())
+    groups = optimizers.layer_groups(model)
+    optimizer = optimizers.LayerwiseOptimizer(
+        keras.optimizers.AdamW(1e-3), groups, decay=0.5
+    )
+    model.compile(optimizer, LOSS)
+    x = testing.small_bert_inputs(batch_size=8)
+    history = model.fit(x, Y[:8], epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    counts = {
+        n: int(o.iterations) for n, o in optimizer.group_optimizers.items()
+    }
+    # Embeddings hold no adapter weights: that group never steps.
+    assert counts == {"embeddings": 0, "block_0": 3, "block_1": 3, "head": 3}
