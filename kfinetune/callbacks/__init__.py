@@ -2,5 +2,6 @@
 
 from kfinetune.callbacks.adaptive_fine_tuning import AdaptiveFineTuning
 from kfinetune.callbacks.gradual_unfreezing import GradualUnfreezing
+from kfinetune.callbacks.group_learning_rates import GroupLearningRates
 
-__all__ = ["AdaptiveFineTuning", "GradualUnfreezing"]
+__all__ = ["AdaptiveFineTuning", "GradualUnfreezing", "GroupLearningRates"]
