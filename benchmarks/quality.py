@@ -13,6 +13,7 @@ the 1,000-tweet test set alone has a standard error of about 0.8 points.
 
 import argparse
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from benchmarks import report
 from benchmarks import workloads
 from kfinetune import evaluation
 from kfinetune import presets
+from kfinetune import recipes
 
 BATCH_SIZE = 32
 SEQUENCE_LENGTH = 64
@@ -41,11 +43,45 @@ class Method:
         learning_rate: the AdamW learning rate.
         note: what the method trains and where the learning rate comes
             from.
+        train: optional `train(model, dataset, epochs, learning_rate)`
+            that compiles and fits the model itself (a recipe); by default
+            AdamW with linear decay.
     """
 
     configure: Callable
     learning_rate: float
     note: str
+    train: Callable | None = None
+
+
+def _train(model, train, epochs, peak_learning_rate):
+    steps = epochs * int(train.cardinality())
+    # Every method: linear decay to zero over the run, the usual BERT
+    # fine-tuning schedule.
+    learning_rate = keras.optimizers.schedules.PolynomialDecay(
+        peak_learning_rate, decay_steps=steps, end_learning_rate=0.0
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=None,
+        jit_compile=True,
+    )
+    # The data module shuffles; `shuffle` would only warn that it cannot.
+    model.fit(train, epochs=epochs, shuffle=False, verbose=0)
+
+
+def _ulmfit(model, train, epochs, learning_rate):
+    recipes.fine_tune(
+        model,
+        train,
+        epochs,
+        learning_rate=learning_rate,
+        decay=0.8,
+        metrics=[],
+        jit_compile=True,
+        verbose=0,
+    )
 
 
 METHODS = {
@@ -85,6 +121,16 @@ METHODS = {
         "chosen on the validation split of seed 0 (one epoch, constant "
         "rate): 5e-4 0.840, 1e-3 0.904, 2e-3 0.914",
     ),
+    "ulmfit": Method(
+        workloads.full,
+        1e-4,
+        "kfinetune.recipes.fine_tune: the head first, then one more group "
+        "(of 8) per stage until all train by half the run "
+        "(GradualUnfreezing), layer-wise decay 0.8 (head 1e-4 down to "
+        "embeddings 2.1e-5, the range of BERT fine-tuning rather than "
+        "ULMFiT's 2.6 for LSTMs), slanted triangular schedule; not tuned",
+        train=_ulmfit,
+    ),
 }
 
 
@@ -115,22 +161,12 @@ def run(method, seed, epochs, limit=None):
         train, validation, test = (
             split.take(limit) for split in (train, validation, test)
         )
-    steps = epochs * int(train.cardinality())
-    # Every method: linear decay to zero over the run, the usual BERT
-    # fine-tuning schedule.
-    learning_rate = keras.optimizers.schedules.PolynomialDecay(
-        method.learning_rate, decay_steps=steps, end_learning_rate=0.0
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=None,
-        jit_compile=True,
-    )
     trainable, total = workloads.parameter_counts(model)
     start = time.perf_counter()
-    # The data module shuffles; `shuffle` would only warn that it cannot.
-    model.fit(train, epochs=epochs, shuffle=False, verbose=0)
+    if method.train is not None:
+        method.train(model, train, epochs, method.learning_rate)
+    else:
+        _train(model, train, epochs, method.learning_rate)
     fit_seconds = time.perf_counter() - start
     test_report = evaluation.evaluate_classifier(model, test, data.class_names)
     validation_report = evaluation.evaluate_classifier(
@@ -174,6 +210,26 @@ def summarise(method, runs):
         "fit_seconds_mean": stats("fit_seconds")[0],
         "runs": runs,
     }
+
+
+def _merged(results, args):
+    """Adds the other methods of an earlier run with the same epochs, seeds
+    and limit, so methods can be measured one command at a time."""
+    path = harness.RESULTS_DIR / "quality.json"
+    if not path.exists():
+        return results
+    earlier = json.loads(path.read_text())
+    same = all(
+        earlier["parameters"].get(key) == value
+        for key, value in (
+            ("epochs", args.epochs),
+            ("seeds", args.seeds),
+            ("limit", args.limit),
+        )
+    )
+    if not same:
+        return results
+    return {**earlier["results"], **results}
 
 
 def main(argv=None):
@@ -227,7 +283,7 @@ def main(argv=None):
             "seeds": args.seeds,
             "limit": args.limit,
         },
-        "results": results,
+        "results": _merged(results, args),
     }
     harness.write_json("quality", payload)
     print(report.render_results("quality", payload))
