@@ -2,7 +2,7 @@
 
 import keras
 
-from kfinetune.optimizers.layer_groups import LayerGroups
+from kfinetune.optimizers.layer_groups import as_layer_groups
 from kfinetune.optimizers.layerwise_optimizer import LayerwiseOptimizer
 
 MODES = ("retrace", "static")
@@ -73,14 +73,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         verbose=1,
     ):
         super().__init__()
-        if isinstance(groups, dict):
-            groups = LayerGroups(groups)
-        if not isinstance(groups, LayerGroups) or not len(groups):
-            raise ValueError(
-                "`groups` must be a non-empty LayerGroups from "
-                "`kfinetune.optimizers.layer_groups(model)`. "
-                f"Received: groups={groups!r}"
-            )
+        groups = as_layer_groups(groups)
         if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
             raise ValueError(
                 f"`every` must be a positive integer. Received: every={every!r}"

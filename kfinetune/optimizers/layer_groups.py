@@ -102,6 +102,20 @@ class LayerGroups:
         return f"LayerGroups({sizes})"
 
 
+def as_layer_groups(groups):
+    """`groups` as a `LayerGroups` (a dict from a config is converted), or
+    a clear error."""
+    if isinstance(groups, dict):
+        groups = LayerGroups(groups)
+    if not isinstance(groups, LayerGroups) or not len(groups):
+        raise ValueError(
+            "`groups` must be a non-empty LayerGroups from "
+            "`kfinetune.optimizers.layer_groups(model)`. "
+            f"Received: groups={groups!r}"
+        )
+    return groups
+
+
 def layer_groups(model, groups=None):
     """Splits a model's weights into ordered groups, bottom to top.
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kfinetune.optimizers.layer_groups import LayerGroups
+from kfinetune.optimizers.layer_groups import as_layer_groups
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -74,14 +75,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         name=None,
         **kwargs,
     ):
-        if isinstance(groups, dict):
-            groups = LayerGroups(groups)
-        if not isinstance(groups, LayerGroups) or not len(groups):
-            raise ValueError(
-                "`groups` must be a non-empty LayerGroups from "
-                "`kfinetune.optimizers.layer_groups(model)`. "
-                f"Received: groups={groups!r}"
-            )
+        groups = as_layer_groups(groups)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(
                 "`optimizer` must be a keras.optimizers.Optimizer. "

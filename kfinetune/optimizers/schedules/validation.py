@@ -1,4 +1,6 @@
-"""Argument checks shared by the fine-tuning schedules."""
+"""Argument checks and warm-up arithmetic shared by the schedules."""
+
+from keras import ops
 
 
 def positive(name, value, integer=False):
@@ -33,3 +35,14 @@ def warmup_within_total(warmup_steps, total_steps):
             "would never end. Received: "
             f"warmup_steps={warmup_steps}, total_steps={total_steps}"
         )
+
+
+def warmup(step, peak, warmup_steps, total_steps):
+    """The linear warm-up rate at `step`, and the fraction (0 to 1) of the
+    decay phase done."""
+    step = ops.cast(step, "float32")
+    rising = step / max(warmup_steps, 1) * peak
+    done = ops.minimum(
+        (step - warmup_steps) / (total_steps - warmup_steps), 1.0
+    )
+    return step, rising, done

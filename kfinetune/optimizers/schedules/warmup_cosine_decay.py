@@ -43,12 +43,9 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.final_fraction = final_fraction
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
-        peak = ops.cast(self.peak_learning_rate, "float32")
-        warm = step / max(self.warmup_steps, 1) * peak
-        done = ops.minimum(
-            (step - self.warmup_steps) / (self.total_steps - self.warmup_steps),
-            1.0,
+        peak = self.peak_learning_rate
+        step, warm, done = validation.warmup(
+            step, peak, self.warmup_steps, self.total_steps
         )
         cosine = 0.5 * (1.0 + ops.cos(math.pi * done))
         decay = peak * (

@@ -52,12 +52,9 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.end_learning_rate = end_learning_rate
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
-        peak = ops.cast(self.peak_learning_rate, "float32")
-        warm = step / max(self.warmup_steps, 1) * peak
-        done = ops.minimum(
-            (step - self.warmup_steps) / (self.total_steps - self.warmup_steps),
-            1.0,
+        peak = self.peak_learning_rate
+        step, warm, done = validation.warmup(
+            step, peak, self.warmup_steps, self.total_steps
         )
         decay = peak + (self.end_learning_rate - peak) * done
         return ops.where(step < self.warmup_steps, warm, decay)
