@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import validation
+from kfinetune.optimizers.schedules import common
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -36,9 +36,9 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, max_learning_rate, total_steps, cut_frac=0.1, ratio=32):
-        validation.positive("max_learning_rate", max_learning_rate)
-        validation.positive("total_steps", total_steps, integer=True)
-        validation.fraction("cut_frac", cut_frac)
+        common.positive("max_learning_rate", max_learning_rate)
+        common.positive("total_steps", total_steps, integer=True)
+        common.fraction("cut_frac", cut_frac)
         if (
             isinstance(ratio, bool)
             or not isinstance(ratio, (int, float))

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import validation
+from kfinetune.optimizers.schedules import common
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -32,11 +32,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(
         self, peak_learning_rate, warmup_steps, total_steps, final_fraction=0.0
     ):
-        validation.positive("peak_learning_rate", peak_learning_rate)
-        validation.non_negative("warmup_steps", warmup_steps)
-        validation.positive("total_steps", total_steps, integer=True)
-        validation.warmup_within_total(warmup_steps, total_steps)
-        validation.fraction("final_fraction", final_fraction, low_open=False)
+        common.positive("peak_learning_rate", peak_learning_rate)
+        common.non_negative("warmup_steps", warmup_steps)
+        common.positive("total_steps", total_steps, integer=True)
+        common.warmup_within_total(warmup_steps, total_steps)
+        common.fraction("final_fraction", final_fraction, low_open=False)
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
@@ -44,7 +44,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         peak = self.peak_learning_rate
-        step, warm, done = validation.warmup(
+        step, warm, done = common.warmup(
             step, peak, self.warmup_steps, self.total_steps
         )
         cosine = 0.5 * (1.0 + ops.cos(math.pi * done))

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import validation
+from kfinetune.optimizers.schedules import common
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -37,10 +37,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         total_steps,
         end_learning_rate=0.0,
     ):
-        validation.positive("peak_learning_rate", peak_learning_rate)
-        validation.non_negative("warmup_steps", warmup_steps)
-        validation.positive("total_steps", total_steps, integer=True)
-        validation.warmup_within_total(warmup_steps, total_steps)
+        common.positive("peak_learning_rate", peak_learning_rate)
+        common.non_negative("warmup_steps", warmup_steps)
+        common.positive("total_steps", total_steps, integer=True)
+        common.warmup_within_total(warmup_steps, total_steps)
         if not 0 <= end_learning_rate <= peak_learning_rate:
             raise ValueError(
                 "`end_learning_rate` must be in [0, peak_learning_rate]. "
@@ -53,7 +53,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         peak = self.peak_learning_rate
-        step, warm, done = validation.warmup(
+        step, warm, done = common.warmup(
             step, peak, self.warmup_steps, self.total_steps
         )
         decay = peak + (self.end_learning_rate - peak) * done
