@@ -7,6 +7,8 @@ import argparse
 import json
 import pathlib
 
+import numpy as np
+
 from benchmarks import harness
 
 DOCS_PAGE = pathlib.Path(__file__).parent.parent / "docs" / "benchmarks.md"
@@ -274,6 +276,30 @@ def _warnings(name, parameters):
     return notes
 
 
+# Ratios between two candidates that a target names, computed per round
+# from the recorded times like the baseline ratios.
+PAIRS = {
+    "step_time": [("lora", "keras_lora")],
+    "optimizer": [("layerwise", "multi_optimizer")],
+}
+
+
+def _pairs(name, results):
+    lines = []
+    for a, b in PAIRS.get(name, []):
+        if a not in results or b not in results:
+            continue
+        ratios = np.array(results[a]["times_s"]) / np.array(
+            results[b]["times_s"]
+        )
+        q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+        lines.append(
+            f"- `{a}` ÷ `{b}`, per round: median {median:.2f} "
+            f"(IQR {q25:.2f}–{q75:.2f})"
+        )
+    return "\n\n" + "\n".join(lines) if lines else ""
+
+
 def _section(document):
     name = document["benchmark"]
     machine = document["machine"]
@@ -285,7 +311,7 @@ def _section(document):
     settings = ", ".join(
         f"{key} `{value}`" for key, value in parameters.items()
     )
-    extra = ""
+    extra = _pairs(name, document["results"])
     if name == "quality":
         extra = "\n\nMethods and their learning rates:\n\n" + "\n".join(
             f"- `{method}`, {r['learning_rate']:g}: {r['note']}."
@@ -357,7 +383,8 @@ def build_page(documents):
         '!!! note "Generated page"\n'
         "    `python -m benchmarks.report` writes this page from the JSON "
         "files in\n    `benchmarks/results/`; `make bench` (step time, "
-        "memory) and `make quality`\n    rerun the benchmarks and "
+        "inference, optimizer,\n    memory) and `make quality` rerun the "
+        "benchmarks and "
         "regenerate it. Edit `benchmarks/report.py`, not\n    this page.",
         "## How we measure",
         METHOD,
