@@ -50,6 +50,7 @@ REFERENCES = {
         "linear_probe": "0.711, one run",
         "lora": "target ≥ 0.92 and within 1.0 point of full",
         "houlsby": "target ≥ 0.92 and within 1.0 point of full",
+        "ulmfit": "target ≥ full",
     },
 }
 
