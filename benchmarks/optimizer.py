@@ -8,7 +8,9 @@ On the reference workload (design.md), one process, alternating rounds:
 - `multi_optimizer`: Keras's `MultiOptimizer` with 8 AdamW sub-optimizers
   over the same groups (target: layerwise ≤ 1.00 × this);
 - `unfreezing_head_stage`: the first stage of `GradualUnfreezing` in
-  `retrace` mode, only the head trains (target ≤ 0.45 of adamw).
+  `retrace` mode, only the head trains (target ≤ 0.45 of adamw);
+- `frozen_backbone`: the backbone frozen, for reference (design.md
+  measured 0.43): the head stage cannot be faster than this.
 
 It also reports each optimizer's state size (number of scalars), which
 should equal AdamW's over the same weights.
@@ -81,11 +83,19 @@ def unfreezing_head_stage():
     return model
 
 
+def frozen_backbone():
+    """The floor for the head stage: the backbone frozen, AdamW."""
+    model = workloads.load_classifier()
+    model.backbone.trainable = False
+    return _compile(model, keras.optimizers.AdamW(LEARNING_RATE))
+
+
 BUILDERS = {
     "adamw": adamw,
     "layerwise": layerwise,
     "multi_optimizer": multi_optimizer,
     "unfreezing_head_stage": unfreezing_head_stage,
+    "frozen_backbone": frozen_backbone,
 }
 
 
