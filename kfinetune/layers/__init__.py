@@ -3,6 +3,7 @@
 from kfinetune.layers.adapter import Adapter
 from kfinetune.layers.adapter_wrapper import AdapterWrapper
 from kfinetune.layers.adapter_wrapper import ParallelAdapterTap
+from kfinetune.layers.ia3 import IA3
 from kfinetune.layers.lora import LoRA
 
-__all__ = ["Adapter", "AdapterWrapper", "LoRA", "ParallelAdapterTap"]
+__all__ = ["Adapter", "AdapterWrapper", "IA3", "LoRA", "ParallelAdapterTap"]

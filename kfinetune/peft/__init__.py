@@ -24,6 +24,7 @@ from kfinetune.peft.engine import merge
 from kfinetune.peft.engine import reset_compiled_functions
 from kfinetune.peft.engine import set_active
 from kfinetune.peft.engine import unmerge
+from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.peft_model import PEFTModel
 from kfinetune.peft.state import load
@@ -32,6 +33,7 @@ from kfinetune.peft.summary import summary
 
 __all__ = [
     "AdapterConfig",
+    "IA3Config",
     "LoRAConfig",
     "PEFTConfig",
     "PEFTModel",

@@ -12,13 +12,15 @@ import re
 import keras
 
 from kfinetune import compat
-from kfinetune.layers import lora
 from kfinetune.peft import config as config_lib
 from kfinetune.peft import matching
+from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.peft_model import PEFTModel
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+# Methods whose updates fold into the base weights.
+MERGEABLE = (LoRAConfig, IA3Config)
 
 
 def apply(model, config, name="default"):
@@ -355,31 +357,31 @@ def delete(model, name):
     set_active(model, [n for n in model.active if n != name])
 
 
-def _lora_layers(model, name):
+def _mergeable_layers(model, name):
     _require(model)
     names = [name] if name else list(model.adapters)
     _require(model, names)
     return [
-        w for n in names for w in wrappers(model, n) if isinstance(w, lora.LoRA)
+        w for n in names for w in wrappers(model, n) if hasattr(w, "merge")
     ], names
 
 
 def merge(model, name=None):
-    """Folds LoRA updates into the base kernels, for inference at the base
-    model's cost. Outputs stay equal (within float rounding).
+    """Folds LoRA and IA3 updates into the base kernels, for inference at
+    the base model's cost. Outputs stay equal (within float rounding).
 
-    Only LoRA merges; bottleneck adapters are non-linear and stay as they
-    are. Training a merged LoRA is refused until `unmerge`.
+    Only LoRA and IA3 merge; bottleneck adapters are non-linear and stay
+    as they are. A merged adapter does not train until `unmerge`.
 
     Args:
         model: a model returned by `apply`.
         name: the adapter to merge. Defaults to every LoRA adapter.
     """
-    layers, names = _lora_layers(model, name)
+    layers, names = _mergeable_layers(model, name)
     for layer in layers:
         layer.merge()
     for n in names:
-        if isinstance(model.adapters[n]["config"], LoRAConfig):
+        if isinstance(model.adapters[n]["config"], MERGEABLE):
             model.adapters[n]["merged"] = True
     _refresh_trainable(model)
     reset_compiled_functions(model)
@@ -387,7 +389,7 @@ def merge(model, name=None):
 
 def unmerge(model, name=None):
     """Takes merged LoRA updates out of the base kernels again."""
-    layers, names = _lora_layers(model, name)
+    layers, names = _mergeable_layers(model, name)
     for layer in layers:
         layer.unmerge()
     for n in names:

@@ -13,11 +13,13 @@ import keras
 from kfinetune import compat
 from kfinetune.layers import adapter
 from kfinetune.layers import adapter_wrapper
+from kfinetune.layers import ia3
 from kfinetune.layers import lora
 
 # Layers that kfinetune injects; never targets themselves.
 WRAPPERS = (
     lora.LoRA,
+    ia3.IA3,
     adapter_wrapper.AdapterWrapper,
     adapter_wrapper.ParallelAdapterTap,
 )

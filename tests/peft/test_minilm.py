@@ -63,3 +63,8 @@ def test_fit_on_tweets_moves_only_adapters_and_head(config, tweets):
         if v.path in frozen:
             np.testing.assert_array_equal(v.numpy(), frozen[v.path])
     assert not np.allclose(testing.predict(model, TEXTS), expected)
+
+
+def test_ia3_parameter_count():
+    model = peft.apply(minilm(), peft.IA3Config())
+    assert trainable_count(model) == 6 * (384 + 384 + 1536) + 770
