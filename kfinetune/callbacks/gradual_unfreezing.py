@@ -120,17 +120,14 @@ class GradualUnfreezing(keras.callbacks.Callback):
             self._eligible = {
                 vid for vid, v in variables.items() if v.trainable
             }
-        self._batchnorm = {
-            id(v)
-            for layer in _layers(self.model)
-            if isinstance(layer, keras.layers.BatchNormalization)
-            for v in layer.weights
-        }
         self._batchnorm_layers = [
             layer
             for layer in _layers(self.model)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
+        self._batchnorm = {
+            id(v) for layer in self._batchnorm_layers for v in layer.weights
+        }
         self._batchnorm_flags = [
             (layer, layer.trainable) for layer in self._batchnorm_layers
         ]

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kfinetune.layers import lora
+
 POSITIONS = ("output", "input")
 SUPPORTED = (keras.layers.Dense, keras.layers.EinsumDense)
 
@@ -55,17 +57,11 @@ class IA3(keras.layers.Wrapper):
         """Kernel axes the vector scales, and the vector's shape."""
         kernel = self.layer.kernel
         if isinstance(self.layer, keras.layers.EinsumDense):
-            x, kernel_sub, output = self.layer.equation.replace(
-                "->", ","
-            ).split(",")
-            if self.position == "output":
-                axes = [i for i, c in enumerate(kernel_sub) if c in output]
-            else:
-                axes = [
-                    i
-                    for i, c in enumerate(kernel_sub)
-                    if c in x and c not in output
-                ]
+            # The kernel as a matrix, as LoRA treats it: `a_axes` are the
+            # input features, `b_axes` the output features.
+            equations = lora.lora_equations(self.layer.equation)
+            key = "b_axes" if self.position == "output" else "a_axes"
+            axes = equations[key]
         else:
             axes = [1] if self.position == "output" else [0]
         return axes, tuple(kernel.shape[i] for i in axes)

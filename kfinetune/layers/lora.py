@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 
-def _einsum_parts(equation):
+def einsum_parts(equation):
+    """`(input, kernel, output)` subscripts of an einsum equation."""
     inputs, output = equation.split("->")
     x, kernel = inputs.split(",")
     return x, kernel, output
@@ -29,7 +30,7 @@ def lora_equations(equation):
         the shapes of A and B), `down` (x, A -> h), `up` (h, B -> output)
         and `delta` (A, B -> kernel).
     """
-    x, kernel, output = _einsum_parts(equation)
+    x, kernel, output = einsum_parts(equation)
     used = set(equation)
     r = next(c for c in string.ascii_letters if c not in used)
     contracted = [c for c in kernel if c in x and c not in output]

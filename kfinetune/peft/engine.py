@@ -12,6 +12,7 @@ import re
 import keras
 
 from kfinetune import compat
+from kfinetune.layers import lora
 from kfinetune.peft import config as config_lib
 from kfinetune.peft import matching
 from kfinetune.peft.ia3 import IA3Config
@@ -243,9 +244,16 @@ def _input_shape(layer):
 
 
 def _einsum_input_shape(layer):
-    x, kernel, _ = layer.equation.split("->")[0].split(",") + [None]
+    x, kernel, _ = lora.einsum_parts(layer.equation)
     sizes = dict(zip(kernel, layer.kernel.shape, strict=True))
     return tuple(sizes.get(c) for c in x)
+
+
+def own_weights(wrapper):
+    """The weights a kfinetune wrapper adds (not those of the layer it
+    wraps)."""
+    inner = {id(v) for v in wrapper.layer.weights}
+    return [v for v in wrapper.weights if id(v) not in inner]
 
 
 def wrappers(model, name=None):
@@ -419,7 +427,7 @@ def _refresh_trainable(model):
                 state = child.adapter_name in model.active and not record.get(
                     "merged", False
                 )
-                _set_own(child, state)
+                child.trainable = state
                 visit(child, keep, state)
             elif matching.is_injected(child):
                 child.trainable = bool(adapter_state)
@@ -427,16 +435,13 @@ def _refresh_trainable(model):
                 inside = keep or selected(child.path)
                 has_children = any(True for _ in matching.children(child))
                 if has_children:
-                    _set_own(child, True)
+                    child.trainable = True
                     visit(child, inside, adapter_state)
                 else:
                     child.trainable = inside
 
+    # A container's flag propagates to its sublayers; `visit` goes top down
+    # and sets each sublayer again right after its container, so every
+    # layer ends with its own rule.
     model.base.trainable = True
     visit(model.base, False, None)
-
-
-def _set_own(layer, value):
-    # A container's flag propagates to its sublayers; `visit` sets each of
-    # them again right after, so only the container's own weights keep it.
-    layer.trainable = value

@@ -27,7 +27,9 @@ def fingerprint(model):
     """A hash of the base architecture: the path, shape and dtype of every
     base weight (injected weights excluded)."""
     base = model.base if isinstance(model, PEFTModel) else model
-    injected = {id(v) for w in engine.wrappers(base) for v in _own(w)}
+    injected = {
+        id(v) for w in engine.wrappers(base) for v in engine.own_weights(w)
+    }
     entries = sorted(
         (v.path, tuple(v.shape), str(v.dtype))
         for v in base.weights
@@ -36,13 +38,10 @@ def fingerprint(model):
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
-def _own(wrapper):
-    inner = {id(v) for v in wrapper.layer.weights}
-    return [v for v in wrapper.weights if id(v) not in inner]
-
-
 def _saved_variables(model):
-    variables = {id(v): v for w in engine.wrappers(model) for v in _own(w)}
+    variables = {
+        id(v): v for w in engine.wrappers(model) for v in engine.own_weights(w)
+    }
     for v in model.trainable_weights:
         variables.setdefault(id(v), v)
     by_path = {}

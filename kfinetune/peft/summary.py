@@ -44,11 +44,7 @@ def summary(model, print_fn=print):
     for name, record in model.adapters.items():
         layers = {}
         for wrapper in engine.wrappers(model, name):
-            own = [
-                v
-                for v in wrapper.weights
-                if all(v is not w for w in wrapper.layer.weights)
-            ]
+            own = engine.own_weights(wrapper)
             injected.update(id(v) for v in own)
             if own:
                 layers[wrapper.path] = _size(own)
