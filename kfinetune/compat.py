@@ -18,6 +18,12 @@ Uses:
 - `KerasVariable.value` is public, but the distribution strategy of a
   variable is only on the TensorFlow variable behind it
   (`Variable._value.distribute_strategy`, public on `tf.Variable` subclasses).
+- `Functional._nodes_by_depth`, `_operations`, `_operations_by_depth` and
+  `Node.operation`: the graph a functional model runs. A keras-hub backbone
+  hands the embedding sequence and the padding mask to its transformer
+  layers only through this graph, and rebuilding the graph would lose the
+  backbone's class (design.md fact 4); prompt tuning makes the graph run a
+  wrapper in place of a layer (`replace_node`).
 """
 
 import contextlib
@@ -96,3 +102,33 @@ def is_rebuildable(model):
     return type(model) is keras.Sequential or (
         type(model).__name__ == "Functional" and is_functional(model)
     )
+
+
+def replace_node(model, old, new):
+    """Makes the functional `model` run `new` wherever its graph runs `old`
+    (same inputs, same call arguments), and hold `new` wherever it held
+    `old` as an attribute. `replace_node(model, new, old)` undoes it."""
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            if node.operation is old:
+                node.operation = new
+    model._operations[:] = [
+        new if op is old else op for op in model._operations
+    ]
+    for operations in model._operations_by_depth.values():
+        operations[:] = [new if op is old else op for op in operations]
+    for attribute, value in list(vars(model).items()):
+        if attribute.startswith("_"):
+            continue
+        if value is old:
+            set_sublayer(model, attribute, None, new)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if item is old:
+                    set_sublayer(model, attribute, index, new)
+    tracked = getattr(model, "_layers", None)
+    if tracked is not None:
+        if new in tracked:
+            tracked[:] = [layer for layer in tracked if layer is not old]
+        else:
+            tracked[:] = [new if layer is old else layer for layer in tracked]

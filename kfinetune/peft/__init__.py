@@ -1,5 +1,5 @@
-"""Parameter-efficient fine-tuning: LoRA and bottleneck adapters, applied to
-any built Keras model by target pattern.
+"""Parameter-efficient fine-tuning: LoRA, bottleneck adapters, IA3, prefix
+and prompt tuning, applied to any built Keras model by target pattern.
 
 Example:
 
@@ -27,6 +27,8 @@ from kfinetune.peft.engine import unmerge
 from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.peft_model import PEFTModel
+from kfinetune.peft.prefix import PrefixConfig
+from kfinetune.peft.prompt import PromptConfig
 from kfinetune.peft.state import load
 from kfinetune.peft.state import save
 from kfinetune.peft.summary import summary
@@ -37,6 +39,8 @@ __all__ = [
     "LoRAConfig",
     "PEFTConfig",
     "PEFTModel",
+    "PrefixConfig",
+    "PromptConfig",
     "apply",
     "delete",
     "disable",

@@ -9,10 +9,15 @@ from kfinetune.peft import matching
 
 @dataclasses.dataclass
 class Injection:
-    """One planned change: replace `site`'s layer by `make()`'s result."""
+    """One planned change: replace `site`'s layer by `make()`'s result.
+
+    `rewire=True` replaces a node of a functional graph in place (inside a
+    keras-hub backbone too) rather than rebuilding the graph.
+    """
 
     site: matching.Site
     make: object
+    rewire: bool = False
 
 
 @dataclasses.dataclass
@@ -45,6 +50,10 @@ class PEFTConfig:
     def __init__(self, targets=None, trainable=None):
         self.targets = _patterns("targets", targets)
         self.trainable = _patterns("trainable", trainable)
+
+    def check(self, model):
+        """Validates the config against `model` before anything changes
+        (raises `ValueError`)."""
 
     def default_targets(self, model):
         raise NotImplementedError

@@ -18,10 +18,12 @@ from kfinetune.peft import matching
 from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.peft_model import PEFTModel
+from kfinetune.peft.prefix import PrefixConfig
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
-# Methods whose updates fold into the base weights.
-MERGEABLE = (LoRAConfig, IA3Config)
+# Methods whose updates fold into the base weights (prefix tuning folds
+# its reparameterisation MLP into plain prefixes).
+MERGEABLE = (LoRAConfig, IA3Config, PrefixConfig)
 
 
 def apply(model, config, name="default"):
@@ -108,13 +110,21 @@ def apply(model, config, name="default"):
     try:
         with strategy.scope():
             built = [(inj.site, _build(inj, name)) for inj in plan.injections]
-        in_graph = {id(s.layer): w for s, w in built if s.graph_node}
+        rewired = {id(inj.site.layer) for inj in plan.injections if inj.rewire}
+        in_graph = {
+            id(s.layer): w
+            for s, w in built
+            if s.graph_node and id(s.layer) not in rewired
+        }
         for site, wrapper in built:
-            if not site.graph_node:
+            if id(site.layer) in rewired:
+                compat.replace_node(site.parent, site.layer, wrapper)
+                swapped.append((site, wrapper))
+            elif not site.graph_node:
                 compat.set_sublayer(
                     site.parent, site.attribute, site.index, wrapper
                 )
-                swapped.append(site)
+                swapped.append((site, wrapper))
         with strategy.scope():
             if in_graph:
                 # A functional graph runs its nodes, not its attributes:
@@ -132,10 +142,8 @@ def apply(model, config, name="default"):
                     peft_model.adapters.update(previous.adapters)
                     peft_model.active = list(previous.active)
     except Exception:
-        for site in reversed(swapped):
-            compat.set_sublayer(
-                site.parent, site.attribute, site.index, site.layer
-            )
+        for site, wrapper in reversed(swapped):
+            _put_back(site, wrapper, site.layer)
         restore_trainable_flags(flags)
         raise
     peft_model.adapters[name] = {
@@ -146,6 +154,14 @@ def apply(model, config, name="default"):
     }
     set_active(peft_model, [name])
     return peft_model
+
+
+def _put_back(site, wrapper, layer):
+    """Puts `layer` back where `wrapper` replaced it."""
+    if site.graph_node:
+        compat.replace_node(site.parent, wrapper, layer)
+    else:
+        compat.set_sublayer(site.parent, site.attribute, site.index, layer)
 
 
 def trainable_flags(model):
@@ -165,6 +181,7 @@ def restore_trainable_flags(flags):
 
 
 def _plan(base, config, name):
+    config.check(base)
     sites = matching.sites(base)
     candidates = matching.candidates(base)
     duplicates = matching.duplicate_paths(candidates)
@@ -185,7 +202,8 @@ def _plan(base, config, name):
         planned, reason = config.injections(site, name, sites)
         for inj in planned or []:
             node = inj.site
-            if node.graph_node and not (rebuildable and node.parent is base):
+            top = rebuildable and node.parent is base
+            if node.graph_node and not (inj.rewire or top):
                 reason = (
                     "a node of the functional graph of "
                     f"{node.parent.name!r} ({type(node.parent).__name__}), "
@@ -357,9 +375,7 @@ def delete(model, name):
     for wrapper in wrappers(model, name):
         for site in matching.sites(model.base):
             if site.layer is wrapper:
-                compat.set_sublayer(
-                    site.parent, site.attribute, site.index, wrapper.layer
-                )
+                _put_back(site, wrapper, wrapper.layer)
                 break
     del model.adapters[name]
     set_active(model, [n for n in model.active if n != name])

@@ -15,6 +15,8 @@ from kfinetune.layers import adapter
 from kfinetune.layers import adapter_wrapper
 from kfinetune.layers import ia3
 from kfinetune.layers import lora
+from kfinetune.layers import prefix_attention
+from kfinetune.layers import prompt_wrappers
 
 # Layers that kfinetune injects; never targets themselves.
 WRAPPERS = (
@@ -22,6 +24,9 @@ WRAPPERS = (
     ia3.IA3,
     adapter_wrapper.AdapterWrapper,
     adapter_wrapper.ParallelAdapterTap,
+    prefix_attention.PrefixAttention,
+    prompt_wrappers.PromptInsertion,
+    prompt_wrappers.PromptMask,
 )
 INJECTED = (*WRAPPERS, adapter.Adapter)
 

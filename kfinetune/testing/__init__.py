@@ -12,6 +12,8 @@ from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
 from kfinetune.testing.models import small_bert_inputs
 from kfinetune.testing.models import small_bert_preprocessor
+from kfinetune.testing.models import small_gpt2_causal_lm
+from kfinetune.testing.models import small_gpt2_inputs
 from kfinetune.testing.round_trips import BFLOAT16_TOLERANCE
 from kfinetune.testing.round_trips import FLOAT32_TOLERANCE
 from kfinetune.testing.round_trips import assert_config_round_trip
@@ -44,5 +46,7 @@ __all__ = [
     "small_bert_classifier",
     "small_bert_inputs",
     "small_bert_preprocessor",
+    "small_gpt2_causal_lm",
+    "small_gpt2_inputs",
     "two_cpu_strategy",
 ]

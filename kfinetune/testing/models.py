@@ -190,3 +190,70 @@ def small_bert_inputs(batch_size=4, sequence_length=16, seed=0):
         "segment_ids": np.zeros_like(token_ids),
         "padding_mask": padding_mask,
     }
+
+
+def small_gpt2_causal_lm(
+    num_layers=2,
+    num_heads=4,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=64,
+    weight_scale=0.2,
+    seed=0,
+    dtype=None,
+):
+    """Builds a small randomly initialised keras-hub `GPT2CausalLM`.
+
+    A decoder-only model of the GPT-2 architecture over `VOCABULARY`,
+    without a preprocessor: it takes the dict of `small_gpt2_inputs`, for
+    tests of methods that must also work in causal decoders.
+
+    Args:
+        num_layers: transformer layers. Defaults to `2`.
+        num_heads: attention heads. Defaults to `4`.
+        hidden_dim: hidden size. Defaults to `32`.
+        intermediate_dim: feed-forward size. Defaults to `64`.
+        max_sequence_length: position embeddings. Defaults to `64`.
+        weight_scale: see `small_bert_backbone`. Defaults to `0.2`.
+        seed: see `small_bert_backbone`. Defaults to `0`.
+        dtype: a dtype or dtype policy name. Defaults to the global policy.
+
+    Returns:
+        A `keras_hub.models.GPT2CausalLM` with `preprocessor=None`.
+
+    Example:
+
+    ```python
+    model = kfinetune.testing.small_gpt2_causal_lm()
+    x = kfinetune.testing.small_gpt2_inputs(batch_size=4)
+    model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
+    ```
+    """
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(VOCABULARY),
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        dropout=0.0,
+        max_sequence_length=max_sequence_length,
+        dtype=dtype,
+    )
+    _rescale(backbone, weight_scale, seed)
+    return keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
+
+
+def small_gpt2_inputs(batch_size=4, sequence_length=16, seed=0):
+    """Random GPT-2 inputs with right padding, as NumPy arrays.
+
+    Args:
+        batch_size: number of rows. Defaults to `4`.
+        sequence_length: row length. Defaults to `16`.
+        seed: NumPy seed. Defaults to `0`.
+
+    Returns:
+        A dict with int32 `token_ids` and `padding_mask`; row 0 is padded.
+    """
+    x = small_bert_inputs(batch_size, sequence_length, seed)
+    return {"token_ids": x["token_ids"], "padding_mask": x["padding_mask"]}

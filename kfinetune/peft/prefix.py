@@ -1,0 +1,105 @@
+"""`PrefixConfig`: prefix tuning, applied by `kfinetune.peft.apply`."""
+
+from kfinetune.layers import prefix_attention
+from kfinetune.peft import config
+from kfinetune.peft import matching
+
+
+@config.register
+class PrefixConfig(config.PEFTConfig):
+    """Prefix tuning (Li and Liang, 2021): learned key/value prefixes in
+    every targeted attention layer.
+
+    Each targeted `keras.layers.MultiHeadAttention` (keras-hub BERT-family
+    encoders) or `keras_hub.layers.CachedMultiHeadAttention` (keras-hub
+    GPT-2-style decoders) is wrapped in a `kfinetune.layers.PrefixAttention`:
+    `length` learned keys and values are prepended after the key and value
+    projections, and the attention masks (padding and causal) are extended
+    so every real token may attend to them while padded positions stay
+    masked. Sequence lengths and output shapes do not change. Cached
+    generation (`generate()`) works: the cache holds the real tokens and the
+    prefix is prepended at each step.
+
+    With `reparameterize=True` (Li and Liang's recipe) each prefix is the
+    output of a small MLP during training; `kfinetune.peft.merge(model)`
+    folds it into plain prefixes for inference and export.
+
+    Args:
+        length: prefix positions per attention layer, a positive integer.
+        reparameterize: train through an MLP. Defaults to `True`.
+        hidden: the MLP's hidden width. Defaults to `512`.
+        targets: paths or regular expressions of the attention layers.
+            Defaults to every `MultiHeadAttention` in the model.
+        trainable: see `PEFTConfig`.
+
+    Example:
+
+    ```python
+    config = kfinetune.peft.PrefixConfig(length=16)
+    model = kfinetune.peft.apply(model, config)
+    ```
+    """
+
+    method = "prefix"
+
+    def __init__(
+        self,
+        length,
+        reparameterize=True,
+        hidden=512,
+        targets=None,
+        trainable=None,
+    ):
+        prefix_attention._check_positive("length", length)
+        prefix_attention._check_positive("hidden", hidden)
+        if not isinstance(reparameterize, bool):
+            raise ValueError(
+                "`reparameterize` must be True or False. "
+                f"Received: reparameterize={reparameterize!r}"
+            )
+        super().__init__(targets=targets, trainable=trainable)
+        self.length = length
+        self.reparameterize = reparameterize
+        self.hidden = hidden
+
+    def default_targets(self, model):
+        paths = [
+            s.path
+            for s in matching.candidates(model)
+            if isinstance(s.layer, prefix_attention.SUPPORTED)
+        ]
+        if not paths:
+            raise ValueError(
+                "Prefix tuning needs keras.layers.MultiHeadAttention layers "
+                f"(or subclasses), and {model.name!r} has none. Received: "
+                f"model={model.name!r} ({type(model).__name__})"
+            )
+        return paths
+
+    def injections(self, site, name, sites):
+        site = matching.outermost(site, sites)
+        reason = prefix_attention.why_not_wrappable(site.layer)
+        if isinstance(site.layer, prefix_attention.PrefixAttention):
+            reason = "already has a prefix"
+        if reason:
+            return None, reason
+        layer = site.layer
+
+        def make():
+            return prefix_attention.PrefixAttention(
+                layer,
+                length=self.length,
+                reparameterize=self.reparameterize,
+                hidden=self.hidden,
+                name=f"prefix_{name}",
+            )
+
+        return [config.Injection(site, make)], None
+
+    def get_config(self):
+        return {
+            "length": self.length,
+            "reparameterize": self.reparameterize,
+            "hidden": self.hidden,
+            **super().get_config(),
+        }

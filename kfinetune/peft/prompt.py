@@ -1,0 +1,297 @@
+"""`PromptConfig`: prompt tuning, applied by `kfinetune.peft.apply`."""
+
+import keras
+import keras_hub
+import numpy as np
+
+from kfinetune import compat
+from kfinetune.layers import prompt_embedding
+from kfinetune.layers import prompt_wrappers
+from kfinetune.peft import config
+from kfinetune.peft import matching
+
+INITS = ("random", "vocab", "text")
+TRANSFORMERS = (
+    keras_hub.layers.TransformerEncoder,
+    keras_hub.layers.TransformerDecoder,
+)
+
+
+@config.register
+class PromptConfig(config.PEFTConfig):
+    """Prompt tuning (Lester et al., 2021): `length` learned soft-prompt
+    vectors in front of the text, the only new weights.
+
+    In a keras-hub BERT the token, position and segment embeddings are
+    summed at equal lengths and every encoder receives the graph's padding
+    mask, so the prompts cannot simply be prepended to the token ids'
+    embeddings. Instead they are inserted into the embedding sequence after
+    the embedding layer norm (before the embedding dropout), at positions
+    `1 .. length`, right after `[CLS]`, with no position embedding of their
+    own; every encoder's padding mask is extended so that all real tokens
+    attend to them; and they are stripped from the last encoder's output,
+    so `sequence_output` keeps its length and the pooler still reads
+    `[CLS]`. In GPT-2-style decoders the prompts go before the first token
+    (position 0), after the embedding sum, where the causal mask lets every
+    token attend to them.
+
+    Cached generation (`generate()`) is not supported with prompts yet and
+    raises `NotImplementedError`.
+
+    Args:
+        length: number of prompt vectors, a positive integer.
+        init: how the vectors start: `"random"` (normal, at the scale of
+            the embedding sequence), `"vocab"` (the embeddings of random
+            vocabulary tokens) or `"text"` (the embeddings of `text`'s
+            tokens, repeated to fill `length`). Defaults to `"random"`.
+        text: the text for `init="text"`: a string, tokenized with
+            `tokenizer` (or the model's preprocessor's tokenizer), or a
+            list of token ids; at most `length` tokens.
+        tokenizer: a keras-hub tokenizer for `text`. Not saved: the text is
+            stored as token ids.
+        position: where the prompts go. Defaults to `1` (after `[CLS]`) in
+            encoders and `0` in decoders.
+        seed: seed of the random initialisations. Defaults to `0`.
+        targets: path or pattern of the layer whose output is the
+            embedding sequence. Defaults to the last embedding layer before
+            the dropout that feeds the first transformer layer
+            (`embeddings_layer_norm` in BERT, `embeddings_add` in GPT-2).
+        trainable: see `PEFTConfig`.
+
+    Example:
+
+    ```python
+    config = kfinetune.peft.PromptConfig(length=20, init="vocab")
+    model = kfinetune.peft.apply(model, config)
+    ```
+    """
+
+    method = "prompt"
+
+    def __init__(
+        self,
+        length,
+        init="random",
+        text=None,
+        tokenizer=None,
+        position=None,
+        seed=0,
+        targets=None,
+        trainable=None,
+    ):
+        prompt_embedding._check_length(length)
+        if init not in INITS:
+            raise ValueError(
+                f"`init` must be one of {INITS}. Received: init={init!r}"
+            )
+        if init == "text" and not text:
+            raise ValueError(
+                "init='text' needs the `text` to start from. "
+                f"Received: text={text!r}"
+            )
+        if init != "text" and text is not None:
+            raise ValueError(
+                "`text` is only used with init='text'. "
+                f"Received: init={init!r}, text={text!r}"
+            )
+        if position is not None:
+            prompt_embedding._check_position(position)
+        super().__init__(targets=targets, trainable=trainable)
+        self.length = length
+        self.init = init
+        self.position = position
+        self.seed = seed
+        self.text = text
+        if isinstance(text, str) and tokenizer is not None:
+            self.text = _token_ids(tokenizer, text)
+        if self.text is not None and not isinstance(self.text, str):
+            self.text = [int(i) for i in self.text]
+            self._check_text_length(self.text)
+
+    def _check_text_length(self, ids):
+        if len(ids) > self.length:
+            raise ValueError(
+                f"`text` has {len(ids)} tokens, more than length="
+                f"{self.length}. Received: text={self.text!r}"
+            )
+        if not ids:
+            raise ValueError(
+                f"`text` has no tokens. Received: text={self.text!r}"
+            )
+
+    def _resolve_text(self, model):
+        if not isinstance(self.text, str):
+            return self.text
+        preprocessor = getattr(model, "preprocessor", None)
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(
+                "init='text' with a string needs a tokenizer, and the model "
+                "has no preprocessor: pass `tokenizer=` or token ids. "
+                f"Received: text={self.text!r}"
+            )
+        ids = _token_ids(tokenizer, self.text)
+        self._check_text_length(ids)
+        return ids
+
+    def default_targets(self, model):
+        graph, layers = _transformer_graph(model)
+        first = next(
+            i for i, layer in enumerate(graph.layers) if layer in layers
+        )
+        before = [
+            layer
+            for layer in graph.layers[:first]
+            if not isinstance(
+                layer, keras.layers.Dropout | keras.layers.InputLayer
+            )
+        ]
+        if not before or not before[-1].path:
+            raise ValueError(
+                "Prompt tuning cannot find the embedding output: no layer "
+                f"comes before the first transformer layer of {graph.name!r}. "
+                f"Pass `targets=` the path of the layer whose output is the "
+                f"embedding sequence. Received: model={model.name!r}"
+            )
+        return [before[-1].path]
+
+    def injections(self, site, name, sites):
+        if not site.graph_node or not compat.is_functional(site.parent):
+            return None, (
+                "not a node of a functional graph, so its output cannot be "
+                "extended with prompts"
+            )
+        graph = site.parent
+        transformers = [
+            s
+            for s in sites
+            if s.parent is graph
+            and s.graph_node
+            and isinstance(s.layer, TRANSFORMERS)
+        ]
+        if not transformers:
+            return None, (
+                f"{graph.name!r} has no keras-hub TransformerEncoder or "
+                "TransformerDecoder layers to extend the masks of"
+            )
+        position = self.position
+        if position is None:
+            decoder = isinstance(
+                transformers[0].layer, keras_hub.layers.TransformerDecoder
+            )
+            position = 0 if decoder else 1
+        values = self._initial_values(site.layer, graph)
+
+        def make_insertion():
+            wrapper = prompt_wrappers.PromptInsertion(
+                site.layer,
+                length=self.length,
+                position=position,
+                name=f"prompt_{name}",
+            )
+            wrapper.initial_values = values
+            return wrapper
+
+        def make_mask(transformer, last):
+            def make():
+                return prompt_wrappers.PromptMask(
+                    transformer.layer,
+                    length=self.length,
+                    position=position,
+                    strip=last,
+                    name=f"prompt_{name}_{transformer.layer.name}",
+                )
+
+            return make
+
+        planned = [config.Injection(site, make_insertion, rewire=True)]
+        for index, transformer in enumerate(transformers):
+            last = index == len(transformers) - 1
+            planned.append(
+                config.Injection(
+                    transformer, make_mask(transformer, last), rewire=True
+                )
+            )
+        return planned, None
+
+    def check(self, model):
+        taken = [
+            s.layer.adapter_name
+            for s in matching.sites(model)
+            if isinstance(s.layer, prompt_wrappers.PromptInsertion)
+        ]
+        if taken:
+            raise ValueError(
+                "This model already has soft prompts (adapter "
+                f"{taken[0]!r}); a model takes one prompt adapter. Delete it "
+                "first with `kfinetune.peft.delete`. Received: "
+                f"config={self!r}"
+            )
+        if self.init == "text":
+            self._ids = self._resolve_text(model)
+
+    def _initial_values(self, layer, graph):
+        """The prompts' starting values, `(length, hidden)`."""
+        rng = np.random.default_rng(self.seed)
+        embedding = getattr(graph, "token_embedding", None)
+        table = getattr(embedding, "embeddings", None)
+        if table is None:
+            if self.init != "random":
+                raise ValueError(
+                    f"init={self.init!r} needs the model's token embedding "
+                    f"(`{graph.name}.token_embedding`), which it lacks. "
+                    f"Received: init={self.init!r}"
+                )
+            hidden = layer.output.shape[-1]
+            return rng.normal(0.0, 1.0, (self.length, hidden)).astype("float32")
+        table = keras.ops.convert_to_numpy(table)
+        if self.init == "text":
+            ids = np.resize(np.array(self._ids), self.length)
+        else:
+            ids = rng.integers(0, table.shape[0], self.length)
+        rows = table[ids]
+        if isinstance(layer, keras.layers.LayerNormalization):
+            # The prompts enter after the layer norm: start them at the
+            # scale of normalized embeddings.
+            rows = keras.ops.convert_to_numpy(layer(rows))
+        rows = rows.astype("float32")
+        if self.init == "random":
+            return rng.normal(0.0, rows.std(), rows.shape).astype("float32")
+        return rows
+
+    def get_config(self):
+        return {
+            "length": self.length,
+            "init": self.init,
+            "text": self.text,
+            "position": self.position,
+            "seed": self.seed,
+            **super().get_config(),
+        }
+
+
+def _token_ids(tokenizer, text):
+    ids = keras.ops.convert_to_numpy(tokenizer(text))
+    return [int(i) for i in np.reshape(ids, -1)]
+
+
+def _transformer_graph(model):
+    """The functional graph holding keras-hub transformer layers as nodes,
+    and those layers."""
+    for site in matching.sites(model):
+        if site.graph_node and isinstance(site.layer, TRANSFORMERS):
+            graph = site.parent
+            layers = [
+                s.layer
+                for s in matching.sites(model)
+                if s.parent is graph and isinstance(s.layer, TRANSFORMERS)
+            ]
+            return graph, layers
+    raise ValueError(
+        "Prompt tuning cannot find the embedding output of this model: it "
+        "needs a functional graph (a keras-hub backbone) whose transformer "
+        "layers are keras-hub TransformerEncoder or TransformerDecoder "
+        "layers. For other models, put a `kfinetune.layers.PromptEmbedding` "
+        f"in the model yourself. Received: model={model.name!r} "
+        f"({type(model).__name__})"
+    )
