@@ -27,6 +27,8 @@ LORA_RANK = 8
 # LoRA variant is compared at the same targets.
 LORA_TARGETS = ("query", "value")
 ADAPTER_SIZE = 48
+PREFIX_LENGTH = 16
+PROMPT_LENGTH = 20
 
 
 def full(model):
@@ -65,12 +67,33 @@ def houlsby(model, size=ADAPTER_SIZE):
     return peft.apply(model, peft.AdapterConfig(size=size))
 
 
+def ia3(model):
+    """kfinetune IA3 on keys, values and the feed-forward activation, the
+    head trainable."""
+    return peft.apply(model, peft.IA3Config())
+
+
+def prefix(model, length=PREFIX_LENGTH):
+    """kfinetune prefix tuning in every attention layer, with the MLP
+    reparameterisation (hidden 512), the head trainable."""
+    return peft.apply(model, peft.PrefixConfig(length=length))
+
+
+def prompt(model, length=PROMPT_LENGTH):
+    """kfinetune prompt tuning: soft prompts after [CLS], started from
+    random vocabulary embeddings, the head trainable."""
+    return peft.apply(model, peft.PromptConfig(length=length, init="vocab"))
+
+
 VARIANTS = {
     "full": full,
     "keras_lora": keras_lora,
     "frozen": frozen,
     "lora": lora,
     "houlsby": houlsby,
+    "ia3": ia3,
+    "prefix": prefix,
+    "prompt": prompt,
 }
 
 
