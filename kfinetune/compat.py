@@ -112,23 +112,35 @@ def replace_node(model, old, new):
         for node in nodes:
             if node.operation is old:
                 node.operation = new
-    model._operations[:] = [
-        new if op is old else op for op in model._operations
-    ]
-    for operations in model._operations_by_depth.values():
-        operations[:] = [new if op is old else op for op in operations]
+
+    def swap(operations):
+        return [new if op is old else op for op in operations]
+
+    # New containers rather than edits: TensorFlow's object tracking
+    # refuses to save a tracked list whose elements were replaced.
+    object.__setattr__(model, "_operations", swap(model._operations))
+    object.__setattr__(
+        model,
+        "_operations_by_depth",
+        {d: swap(ops) for d, ops in model._operations_by_depth.items()},
+    )
+    tracked = getattr(model, "_layers", None)
+    # The order of `_layers` is the order of `model.weights`: keep `new` at
+    # `old`'s place (the attribute changes below may append it).
+    index = None
+    if tracked is not None and any(layer is old for layer in tracked):
+        index = next(i for i, layer in enumerate(tracked) if layer is old)
     for attribute, value in list(vars(model).items()):
         if attribute.startswith("_"):
             continue
         if value is old:
             set_sublayer(model, attribute, None, new)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if item is old:
-                    set_sublayer(model, attribute, index, new)
-    tracked = getattr(model, "_layers", None)
+        elif isinstance(value, list) and any(item is old for item in value):
+            with unlocked(model):
+                setattr(model, attribute, swap(value))
     if tracked is not None:
-        if new in tracked:
-            tracked[:] = [layer for layer in tracked if layer is not old]
-        else:
-            tracked[:] = [new if layer is old else layer for layer in tracked]
+        kept = [
+            layer for layer in tracked if layer is not new and layer is not old
+        ]
+        kept.insert(len(kept) if index is None else index, new)
+        tracked[:] = kept

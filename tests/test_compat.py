@@ -73,3 +73,35 @@ def test_keras_hub_encoder_sublayers_are_attributes():
         "_feedforward_intermediate_dense",
         "_feedforward_output_dense",
     } <= names
+
+
+def test_replace_node_runs_the_new_layer_and_undoes_cleanly(tmp_path):
+    backbone = testing.small_bert_backbone()
+    x = testing.small_bert_inputs()
+    expected = backbone.predict(x, verbose=0)["sequence_output"]
+    order = [v.path for v in backbone.weights]
+    old = backbone.get_layer("embeddings_layer_norm")
+
+    class Doubled(keras.layers.Wrapper):
+        def call(self, inputs):
+            return 2.0 * self.layer(inputs)
+
+    new = Doubled(old)
+    compat.replace_node(backbone, old, new)
+    assert backbone.embeddings_layer_norm is new
+    assert [layer for layer in backbone.layers if layer is new]
+    assert not [layer for layer in backbone.layers if layer is old]
+    assert [v.path for v in backbone.weights] == order
+    outputs = backbone(x)["sequence_output"]
+    assert abs(keras.ops.convert_to_numpy(outputs) - expected).max() > 1e-3
+    # The graph still exports (TensorFlow refuses edited tracked lists).
+    backbone.export(str(tmp_path / "sm"), verbose=False)
+    compat.replace_node(backbone, new, old)
+    assert backbone.embeddings_layer_norm is old
+    assert [v.path for v in backbone.weights] == order
+    outputs = keras.ops.convert_to_numpy(backbone(x)["sequence_output"])
+    assert abs(outputs - expected).max() < 1e-5
+    layer_1 = backbone.transformer_layers[1]
+    wrapped = Doubled(layer_1)
+    compat.replace_node(backbone, layer_1, wrapped)
+    assert backbone.transformer_layers[1] is wrapped

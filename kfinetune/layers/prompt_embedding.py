@@ -113,10 +113,10 @@ class PromptEmbedding(keras.layers.Layer):
         self.position = position
         self.initializer = keras.initializers.get(initializer)
 
-    def build(self, input_shape, padding_mask_shape=None):
+    def build(self, inputs_shape):
         self.prompt_embeddings = self.add_weight(
             name="prompt_embeddings",
-            shape=(self.length, input_shape[-1]),
+            shape=(self.length, inputs_shape[-1]),
             initializer=self.initializer,
         )
 
@@ -128,11 +128,11 @@ class PromptEmbedding(keras.layers.Layer):
             padding_mask, self.length, self.position
         )
 
-    def compute_output_shape(self, input_shape, padding_mask_shape=None):
-        length = input_shape[1]
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        length = inputs_shape[1]
         if length is not None:
             length += self.length
-        shape = (input_shape[0], length, *input_shape[2:])
+        shape = (inputs_shape[0], length, *inputs_shape[2:])
         if padding_mask_shape is None:
             return shape
         return shape, (padding_mask_shape[0], length)

@@ -144,9 +144,10 @@ def test_plain_prefix_trains_keys_and_values(data):
         peft.PrefixConfig(length=2, reparameterize=False),
     )
     paths = [v.path for v in model.trainable_weights if "prefix_" in v.path]
-    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["prefix_key"] * 2 + [
-        "prefix_value"
-    ] * 2
+    assert (
+        sorted(p.rsplit("/", 1)[1] for p in paths)
+        == ["prefix_key"] * 2 + ["prefix_value"] * 2
+    )
     before = testing.predict(model, x)
     model.compile(keras.optimizers.Adam(1e-2), LOSS)
     model.fit(x, y, epochs=1, verbose=0)
@@ -217,7 +218,9 @@ def test_prefix_attention_layer_in_a_new_model(tmp_path):
         hidden=8,
     )
     hidden = attention(tokens, tokens, attention_mask=mask[:, None, :])
-    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(hidden))
+    outputs = keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling1D()(hidden)
+    )
     model = keras.Model([tokens, mask], outputs)
     x = [
         np.random.default_rng(0).normal(size=(4, 6, 16)).astype("float32"),
@@ -250,7 +253,9 @@ def test_bad_arguments(make, message):
 
 def test_model_without_attention_is_refused_and_unchanged():
     inputs = keras.Input((8,))
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(4)(inputs)))
+    model = keras.Model(
+        inputs, keras.layers.Dense(2)(keras.layers.Dense(4)(inputs))
+    )
     state = testing.model_state(model)
     with pytest.raises(ValueError, match="MultiHeadAttention"):
         peft.apply(model, peft.PrefixConfig(length=4))
