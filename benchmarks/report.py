@@ -28,6 +28,9 @@ REFERENCES = {
         "frozen": "0.43 measured before",
         "lora": "target ≤ 0.78, and ≤ keras_lora",
         "houlsby": "reported",
+        "ia3": "reported",
+        "prefix": "reported",
+        "prompt": "reported",
     },
     "inference": {
         "lora_merged": "target ≤ 1.02",
@@ -52,6 +55,9 @@ REFERENCES = {
         "lora": "target ≥ 0.92 and within 1.0 point of full",
         "houlsby": "target ≥ 0.92 and within 1.0 point of full",
         "ulmfit": "target ≥ full",
+        "ia3": "reported",
+        "prefix": "reported (known to lag on small models)",
+        "prompt": "reported (known to lag on small models)",
     },
 }
 
@@ -331,6 +337,61 @@ def _section(document):
     )
 
 
+# Quality methods and the step-time variant that trains the same way.
+PEFT_METHODS = {
+    "full": "full",
+    "linear_probe": "frozen",
+    "keras_lora": "keras_lora",
+    "lora": "lora",
+    "houlsby": "houlsby",
+    "ia3": "ia3",
+    "prefix": "prefix",
+    "prompt": "prompt",
+}
+
+
+def _peft_comparison(documents):
+    """The methods side by side: quality and step time from their runs."""
+    by_name = {d["benchmark"]: d for d in documents}
+    quality = by_name.get("quality", {}).get("results", {})
+    steps = by_name.get("step_time", {}).get("results", {})
+    rows = []
+    for method, variant in PEFT_METHODS.items():
+        if method not in quality:
+            continue
+        q = quality[method]
+        step = steps.get(variant, {}).get("ratio_median")
+        rows.append(
+            [
+                method,
+                f"{q['trainable_params']:,}",
+                f"{q['trainable_percent']:.3g}",
+                f"{q['learning_rate']:g}",
+                f"{q['test_accuracy_mean']:.3f} ± {q['test_accuracy_std']:.3f}",
+                "" if step is None else f"{step:.2f}",
+            ]
+        )
+    if not rows:
+        return ""
+    columns = [
+        "method",
+        "trainable weights",
+        "trainable %",
+        "learning rate",
+        "test accuracy",
+        "step ÷ full",
+    ]
+    return (
+        "## Parameter-efficient methods\n\n"
+        "The quality runs and the training step times above, side by side. "
+        "Trainable weights are those that train (the classifier head "
+        "included); for prefix tuning that is its reparameterisation MLP, "
+        "which `kft.peft.merge` folds into 73,728 stored prefix weights. "
+        "Step times are on the reference workload (sequence 128), quality "
+        "at sequence 64.\n\n" + harness.format_table(rows, columns)
+    )
+
+
 def _machines(documents):
     rows = [
         [
@@ -398,6 +459,9 @@ def build_page(documents):
     ]
     if documents:
         parts += [_section(d) for d in documents]
+        comparison = _peft_comparison(documents)
+        if comparison:
+            parts.append(comparison)
         parts += ["## Machines", _machines(documents)]
     else:
         parts.append(

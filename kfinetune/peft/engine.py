@@ -392,14 +392,22 @@ def _mergeable_layers(model, name):
 
 def merge(model, name=None):
     """Folds LoRA and IA3 updates into the base kernels, for inference at
-    the base model's cost. Outputs stay equal (within float rounding).
+    the base model's cost, and prefix tuning's reparameterisation MLP into
+    plain prefixes. Outputs stay equal (within float rounding).
 
-    Only LoRA and IA3 merge; bottleneck adapters are non-linear and stay
-    as they are. A merged adapter does not train until `unmerge`.
+    Bottleneck adapters are non-linear and prompts are inputs: they stay as
+    they are. A merged adapter does not train until `unmerge`.
 
     Args:
         model: a model returned by `apply`.
-        name: the adapter to merge. Defaults to every LoRA adapter.
+        name: the adapter to merge. Defaults to every adapter.
+
+    Example:
+
+    ```python
+    kfinetune.peft.merge(model)
+    model.export("saved_model")
+    ```
     """
     layers, names = _mergeable_layers(model, name)
     for layer in layers:
@@ -412,7 +420,8 @@ def merge(model, name=None):
 
 
 def unmerge(model, name=None):
-    """Takes merged LoRA updates out of the base kernels again."""
+    """Takes merged LoRA and IA3 updates out of the base kernels again,
+    and computes prefixes with their MLP again."""
     layers, names = _mergeable_layers(model, name)
     for layer in layers:
         layer.unmerge()
