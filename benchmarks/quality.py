@@ -122,6 +122,34 @@ METHODS = {
         "chosen on the validation split of seed 0 (one epoch, constant "
         "rate): 5e-4 0.840, 1e-3 0.904, 2e-3 0.914",
     ),
+    "ia3": Method(
+        workloads.ia3,
+        3e-2,
+        "kfinetune IA3Config() on keys, values and the feed-forward "
+        "activation, head trainable (14,594 trainable weights, 0.06 %); "
+        "peak learning rate chosen on the validation split of seed 0 (one "
+        "epoch, constant rate): 3e-3 0.768, 1e-2 0.876, 3e-2 0.902, "
+        "1e-1 0.884",
+    ),
+    "prefix": Method(
+        workloads.prefix,
+        1e-3,
+        "kfinetune PrefixConfig(length=16) with the MLP "
+        "reparameterisation (hidden 512, one MLP per layer), head "
+        "trainable (3,584,258 weights train, 15.8 %; 73,728 stored once "
+        "folded); peak learning rate chosen on the validation split of "
+        "seed 0 (one epoch, constant rate): 3e-4 0.778, 1e-3 0.796, "
+        "3e-3 and 1e-2 0.500 (the representations collapse: every input "
+        "gives the same logits)",
+    ),
+    "prompt": Method(
+        workloads.prompt,
+        3e-2,
+        "kfinetune PromptConfig(length=20, init='vocab') after [CLS], head "
+        "trainable (8,450 trainable weights, 0.04 %); peak learning rate "
+        "chosen on the validation split of seed 0 (one epoch, constant "
+        "rate): 1e-2 0.770, 3e-2 0.778, 1e-1 0.736",
+    ),
     "ulmfit": Method(
         workloads.full,
         1e-4,

@@ -68,3 +68,34 @@ def test_fit_on_tweets_moves_only_adapters_and_head(config, tweets):
 def test_ia3_parameter_count():
     model = peft.apply(minilm(), peft.IA3Config())
     assert trainable_count(model) == 6 * (384 + 384 + 1536) + 770
+
+
+def test_prefix_and_prompt_on_minilm_and_tweets(tweets):
+    keras.utils.set_random_seed(0)
+    prefix = peft.apply(minilm(), peft.PrefixConfig(length=16))
+    # Per block: embedding 16·384, MLP 384·512 + 512 + 512·768 + 768.
+    mlp = 16 * 384 + 384 * 512 + 512 + 512 * 768 + 768
+    assert trainable_count(prefix) == 6 * mlp + 770
+    prompt = peft.apply(
+        minilm(),
+        peft.PromptConfig(length=20, init="text", text="sentiment of a tweet"),
+    )
+    assert trainable_count(prompt) == 20 * 384 + 770
+    for model in (prefix, prompt):
+        frozen = {
+            v.path: v.numpy().copy()
+            for v in model.backbone.weights
+            if "prefix_" not in v.path and "prompt_" not in v.path
+        }
+        model.compile(
+            keras.optimizers.AdamW(1e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit(tweets.train.take(64).batch(16), epochs=1, verbose=0)
+        for v in model.backbone.weights:
+            if v.path in frozen:
+                np.testing.assert_array_equal(v.numpy(), frozen[v.path])
+    trained = testing.predict(prefix, TEXTS)
+    peft.merge(prefix)
+    testing.assert_outputs_close(testing.predict(prefix, TEXTS), trained)
+    assert trainable_count(prefix) == 770

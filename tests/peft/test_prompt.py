@@ -300,3 +300,23 @@ def test_failure_midway_puts_every_graph_node_back(monkeypatch):
     names = [layer.name for layer in model.backbone.layers]
     assert "embeddings_layer_norm" in names
     assert model.backbone.transformer_layers[0].name == "transformer_layer_0"
+
+
+def test_prompts_with_lora_and_a_prefix_as_named_adapters(data, tmp_path):
+    x, y = data
+    model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
+    model = peft.apply(model, CONFIG, name="prompt")
+    model = peft.apply(model, peft.PrefixConfig(length=2, hidden=8), "prefix")
+    peft.set_active(model, ["default", "prompt", "prefix"])
+    paths = [v.path for v in model.trainable_weights]
+    for method in ("lora_default", "prompt_prompt", "prefix_prefix"):
+        assert any(method in path for path in paths), method
+    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    model.fit(x, y, epochs=1, verbose=0)
+    reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
+    assert reloaded.active == ["default", "prompt", "prefix"]
+    peft.set_active(model, "default")
+    only_lora = testing.predict(model, x)
+    peft.delete(model, "prompt")
+    peft.delete(model, "prefix")
+    testing.assert_outputs_close(testing.predict(model, x), only_lora)
