@@ -18,7 +18,7 @@ kft.peft.summary(model)
 train = data.train.batch(32)
 # The learning rate was chosen on the validation split (docs/ia3.md).
 schedule = keras.optimizers.schedules.PolynomialDecay(
-    1e-2, decay_steps=EPOCHS * int(train.cardinality()), end_learning_rate=0.0
+    3e-2, decay_steps=EPOCHS * int(train.cardinality()), end_learning_rate=0.0
 )
 model.compile(
     optimizer=keras.optimizers.AdamW(schedule),

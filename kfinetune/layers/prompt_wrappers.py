@@ -164,8 +164,8 @@ class PromptMask(keras.layers.Wrapper):
             return (first, *outputs[1:])
         return prompt_embedding.strip(outputs, self.length, self.position)
 
-    def compute_output_shape(self, input_shape, *args, **kwargs):
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_shape(self, inputs_shape):
+        return self.layer.compute_output_shape(inputs_shape)
 
     def get_config(self):
         return {

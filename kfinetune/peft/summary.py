@@ -82,7 +82,8 @@ def summary(model, print_fn=print):
         )
         print_fn(
             f"  {name} ({info['method']}{', ' + state if state else ''}): "
-            f"{info['parameters']:,} parameters in {len(info['layers'])} layers"
+            f"{info['parameters']:,} parameters in {len(info['layers'])} "
+            + ("layer" if len(info["layers"]) == 1 else "layers")
         )
         for path, count in info["layers"].items():
             print_fn(f"    {path:{width}}  {count:>10,}")
