@@ -6,6 +6,8 @@ import keras
 import keras_hub
 from keras import ops
 
+from kfinetune.layers import checks
+
 # The attention layers whose computation `PrefixAttention` reproduces.
 SUPPORTED = (keras.layers.MultiHeadAttention,)
 # A large negative logit for masked positions, representable in bfloat16
@@ -92,8 +94,8 @@ class PrefixAttention(keras.layers.Wrapper):
                 f"layers. Received: layer={getattr(layer, 'name', layer)!r} "
                 f"({type(layer).__name__})"
             )
-        _check_positive("length", length)
-        _check_positive("hidden", hidden)
+        checks.positive_integer("length", length)
+        checks.positive_integer("hidden", hidden)
         super().__init__(layer, **kwargs)
         self.length = length
         self.reparameterize = reparameterize
@@ -185,7 +187,6 @@ class PrefixAttention(keras.layers.Wrapper):
         (a no-op without reparameterisation). A model's traced functions
         must be reset afterwards (`kfinetune.peft.merge` does)."""
         if self.merged or not self.reparameterize:
-            self.merged = self.reparameterize
             return
         key, value = self.prefix()
         self.prefix_key.assign(key)
@@ -304,13 +305,6 @@ class PrefixAttention(keras.layers.Wrapper):
             "hidden": self.hidden,
             "merged": self.merged,
         }
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
 
 
 def _tile(prefix, batch, dtype):

@@ -3,24 +3,7 @@
 import keras
 from keras import ops
 
-
-def _check_length(length):
-    if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
-        raise ValueError(
-            f"`length` must be a positive integer. Received: length={length!r}"
-        )
-
-
-def _check_position(position):
-    if (
-        not isinstance(position, int)
-        or isinstance(position, bool)
-        or position < 0
-    ):
-        raise ValueError(
-            "`position` must be a non-negative integer. "
-            f"Received: position={position!r}"
-        )
+from kfinetune.layers import checks
 
 
 def insert(sequence, prompts, position):
@@ -106,8 +89,8 @@ class PromptEmbedding(keras.layers.Layer):
     def __init__(
         self, length, position=0, initializer="random_normal", **kwargs
     ):
-        _check_length(length)
-        _check_position(position)
+        checks.positive_integer("length", length)
+        checks.non_negative_integer("position", position)
         super().__init__(**kwargs)
         self.length = length
         self.position = position

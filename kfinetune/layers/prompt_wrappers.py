@@ -10,6 +10,7 @@ model, use `kfinetune.layers.PromptEmbedding`.
 
 import keras
 
+from kfinetune.layers import checks
 from kfinetune.layers import prompt_embedding
 
 _PADDING_MASKS = ("padding_mask", "decoder_padding_mask")
@@ -31,8 +32,8 @@ class PromptInsertion(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, length, position=0, **kwargs):
-        prompt_embedding._check_length(length)
-        prompt_embedding._check_position(position)
+        checks.positive_integer("length", length)
+        checks.non_negative_integer("position", position)
         super().__init__(layer, **kwargs)
         self.length = length
         self.position = position
@@ -98,8 +99,8 @@ class PromptMask(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, length, position=0, strip=False, **kwargs):
-        prompt_embedding._check_length(length)
-        prompt_embedding._check_position(position)
+        checks.positive_integer("length", length)
+        checks.non_negative_integer("position", position)
         super().__init__(layer, **kwargs)
         self.length = length
         self.position = position

@@ -1,5 +1,6 @@
 """`PrefixConfig`: prefix tuning, applied by `kfinetune.peft.apply`."""
 
+from kfinetune.layers import checks
 from kfinetune.layers import prefix_attention
 from kfinetune.peft import config
 from kfinetune.peft import matching
@@ -50,8 +51,8 @@ class PrefixConfig(config.PEFTConfig):
         targets=None,
         trainable=None,
     ):
-        prefix_attention._check_positive("length", length)
-        prefix_attention._check_positive("hidden", hidden)
+        checks.positive_integer("length", length)
+        checks.positive_integer("hidden", hidden)
         if not isinstance(reparameterize, bool):
             raise ValueError(
                 "`reparameterize` must be True or False. "

@@ -5,7 +5,7 @@ import keras_hub
 import numpy as np
 
 from kfinetune import compat
-from kfinetune.layers import prompt_embedding
+from kfinetune.layers import checks
 from kfinetune.layers import prompt_wrappers
 from kfinetune.peft import config
 from kfinetune.peft import matching
@@ -79,7 +79,7 @@ class PromptConfig(config.PEFTConfig):
         targets=None,
         trainable=None,
     ):
-        prompt_embedding._check_length(length)
+        checks.positive_integer("length", length)
         if init not in INITS:
             raise ValueError(
                 f"`init` must be one of {INITS}. Received: init={init!r}"
@@ -95,7 +95,7 @@ class PromptConfig(config.PEFTConfig):
                 f"Received: init={init!r}, text={text!r}"
             )
         if position is not None:
-            prompt_embedding._check_position(position)
+            checks.non_negative_integer("position", position)
         super().__init__(targets=targets, trainable=trainable)
         self.length = length
         self.init = init
@@ -278,12 +278,13 @@ def _token_ids(tokenizer, text):
 def _transformer_graph(model):
     """The functional graph holding keras-hub transformer layers as nodes,
     and those layers."""
-    for site in matching.sites(model):
+    sites = matching.sites(model)
+    for site in sites:
         if site.graph_node and isinstance(site.layer, TRANSFORMERS):
             graph = site.parent
             layers = [
                 s.layer
-                for s in matching.sites(model)
+                for s in sites
                 if s.parent is graph and isinstance(s.layer, TRANSFORMERS)
             ]
             return graph, layers
