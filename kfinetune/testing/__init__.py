@@ -16,6 +16,7 @@ from kfinetune.testing.models import small_gpt2_causal_lm
 from kfinetune.testing.models import small_gpt2_inputs
 from kfinetune.testing.round_trips import BFLOAT16_TOLERANCE
 from kfinetune.testing.round_trips import FLOAT32_TOLERANCE
+from kfinetune.testing.round_trips import assert_bfloat16_close
 from kfinetune.testing.round_trips import assert_config_round_trip
 from kfinetune.testing.round_trips import assert_jit_compile_consistent
 from kfinetune.testing.round_trips import assert_keras_round_trip
@@ -31,6 +32,7 @@ __all__ = [
     "BFLOAT16_TOLERANCE",
     "FLOAT32_TOLERANCE",
     "VOCABULARY",
+    "assert_bfloat16_close",
     "assert_config_round_trip",
     "assert_jit_compile_consistent",
     "assert_keras_round_trip",

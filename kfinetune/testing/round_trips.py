@@ -282,6 +282,42 @@ def assert_mirrored_consistent(build_model, x, y, steps=3, rtol=1e-3, **kwargs):
     return mirrored
 
 
+def assert_bfloat16_close(build_model, x):
+    """Builds a model under float32 and under the `mixed_bfloat16` policy
+    and asserts their predictions agree within bfloat16's tolerance
+    (relative to the size of the outputs: bfloat16 keeps 8 bits of
+    mantissa).
+
+    Args:
+        build_model: a zero-argument function returning a fresh model (it
+            should seed its own initialisation, so both builds start from
+            the same weights).
+        x: inputs accepted by `model.predict`.
+
+    Returns:
+        The `mixed_bfloat16` model, e.g. to train it.
+
+    Example:
+
+    ```python
+    model = kfinetune.testing.assert_bfloat16_close(
+        kfinetune.testing.small_bert_classifier,
+        kfinetune.testing.small_bert_inputs(),
+    )
+    ```
+    """
+    expected = predict(build_model(), x)
+    with dtype_policy("mixed_bfloat16"):
+        model = build_model()
+    assert_outputs_close(
+        predict(model, x),
+        expected,
+        atol=10 * BFLOAT16_TOLERANCE,
+        rtol=5 * BFLOAT16_TOLERANCE,
+    )
+    return model
+
+
 @contextlib.contextmanager
 def dtype_policy(name):
     """Sets the global Keras dtype policy inside a `with` block.
