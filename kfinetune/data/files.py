@@ -8,6 +8,7 @@ import numbers
 import pathlib
 import re
 
+from kfinetune import checks
 from kfinetune.data import text as text_lib
 from kfinetune.data.labelled_texts import LabelledTexts
 from kfinetune.data.labelled_texts import infer_class_names
@@ -34,11 +35,7 @@ _ERRORS_HINT = (
 
 
 def _check_options(encoding, errors, classes):
-    if errors not in ERRORS:
-        raise ValueError(
-            f"`errors` must be one of {list(ERRORS)}. Received: "
-            f"errors={errors!r}"
-        )
+    checks.one_of("errors", errors, ERRORS)
     try:
         codecs.lookup(encoding)
     except (LookupError, TypeError):

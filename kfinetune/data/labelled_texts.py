@@ -7,6 +7,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from kfinetune import checks
+
 SPLITS = ("train", "validation", "test")
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -30,14 +32,7 @@ def check_seed(seed):
     seed = kfinetune.data.labelled_texts.check_seed(42)
     ```
     """
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or seed < 0
-    ):
-        raise ValueError(
-            f"`seed` must be a non-negative integer. Received: seed={seed!r}"
-        )
+    checks.non_negative_integer("seed", seed)
     return int(seed)
 
 
@@ -152,6 +147,32 @@ def partition(labels, counts, seed):
         for part, run in enumerate(np.split(members, bounds)[:-1]):
             chunks[part].append(run)
     return [rng.permutation(np.concatenate(runs)) for runs in chunks]
+
+
+def split_by_counts(texts, counts, seed, labels=None):
+    """Splits `texts` into train, validation and test with `partition`.
+
+    Args:
+        texts: a `LabelledTexts`.
+        counts: three rows of per-class counts, in draw order: test,
+            validation, train.
+        seed: a non-negative integer.
+        labels: the labels to stratify by. Defaults to `texts.labels`.
+
+    Returns:
+        A `TextClassificationData` seeded with `seed`.
+    """
+    labels = texts.labels if labels is None else labels
+    test, validation, train = partition(labels, counts, seed)
+    return TextClassificationData(
+        splits={
+            "train": texts.subset(train),
+            "validation": texts.subset(validation),
+            "test": texts.subset(test),
+        },
+        class_names=texts.class_names,
+        seed=seed,
+    )
 
 
 def _resolve_size(name, value, total):
@@ -415,19 +436,11 @@ class LabelledTexts:
             class_sizes = np.array([total])
         held_out = proportional_counts(num_validation + num_test, class_sizes)
         test_counts = proportional_counts(num_test, held_out)
-        test_indices, validation_indices, train_indices = partition(
-            labels,
+        return split_by_counts(
+            self,
             [test_counts, held_out - test_counts, class_sizes - held_out],
             seed,
-        )
-        return TextClassificationData(
-            splits={
-                "train": self.subset(train_indices),
-                "validation": self.subset(validation_indices),
-                "test": self.subset(test_indices),
-            },
-            class_names=self.class_names,
-            seed=seed,
+            labels=labels,
         )
 
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kfinetune import checks
+
 
 @keras.saving.register_keras_serializable(package="kfinetune")
 class Adapter(keras.layers.Layer):
@@ -45,15 +47,8 @@ class Adapter(keras.layers.Layer):
         residual=True,
         **kwargs,
     ):
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise ValueError(
-                f"`size` must be a positive integer. Received: size={size!r}"
-            )
-        if not init_scale > 0:
-            raise ValueError(
-                "`init_scale` must be positive. "
-                f"Received: init_scale={init_scale!r}"
-            )
+        checks.positive_integer("size", size)
+        checks.positive_number("init_scale", init_scale)
         super().__init__(**kwargs)
         self.size = size
         self.activation = keras.activations.get(activation)

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from kfinetune.layers import lora
+from kfinetune import checks
+from kfinetune.layers import einsum
 
 POSITIONS = ("output", "input")
 SUPPORTED = (keras.layers.Dense, keras.layers.EinsumDense)
@@ -43,11 +44,7 @@ class IA3(keras.layers.Wrapper):
                 "IA3 wraps Dense or EinsumDense layers. "
                 f"Received: layer={layer.name!r} ({type(layer).__name__})"
             )
-        if position not in POSITIONS:
-            raise ValueError(
-                f"`position` must be one of {POSITIONS}. "
-                f"Received: position={position!r}"
-            )
+        checks.one_of("position", position, POSITIONS)
         super().__init__(layer, **kwargs)
         self.position = position
         self.merged = merged
@@ -59,9 +56,8 @@ class IA3(keras.layers.Wrapper):
         if isinstance(self.layer, keras.layers.EinsumDense):
             # The kernel as a matrix, as LoRA treats it: `a_axes` are the
             # input features, `b_axes` the output features.
-            equations = lora.lora_equations(self.layer.equation)
-            key = "b_axes" if self.position == "output" else "a_axes"
-            axes = equations[key]
+            inputs, outputs = einsum.kernel_axes(self.layer.equation)
+            axes = outputs if self.position == "output" else inputs
         else:
             axes = [1] if self.position == "output" else [0]
         return axes, tuple(kernel.shape[i] for i in axes)

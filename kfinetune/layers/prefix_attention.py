@@ -6,7 +6,7 @@ import keras
 import keras_hub
 from keras import ops
 
-from kfinetune.layers import checks
+from kfinetune import checks
 
 # The attention layers whose computation `PrefixAttention` reproduces.
 SUPPORTED = (keras.layers.MultiHeadAttention,)

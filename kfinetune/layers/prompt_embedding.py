@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kfinetune.layers import checks
+from kfinetune import checks
 
 
 def insert(sequence, prompts, position):

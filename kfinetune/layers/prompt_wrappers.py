@@ -10,7 +10,7 @@ model, use `kfinetune.layers.PromptEmbedding`.
 
 import keras
 
-from kfinetune.layers import checks
+from kfinetune import checks
 from kfinetune.layers import prompt_embedding
 
 _PADDING_MASKS = ("padding_mask", "decoder_padding_mask")

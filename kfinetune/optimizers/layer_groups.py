@@ -2,7 +2,9 @@
 
 import re
 
+from kfinetune import checks
 from kfinetune import compat
+from kfinetune import matcher
 
 _BLOCK = re.compile(r"(?:^|/)transformer_layer_(\d+)(?:/|$)")
 
@@ -74,11 +76,14 @@ class LayerGroups:
         """Merges neighbouring groups into `num_groups` contiguous groups of
         near-equal size (by count of groups), bottom to top; each merged
         group is named after its first and last member."""
-        if not isinstance(num_groups, int) or not 1 <= num_groups <= len(self):
-            raise ValueError(
-                f"`num_groups` must be an integer in [1, {len(self)}]. "
-                f"Received: num_groups={num_groups!r}"
-            )
+        checks.in_range(
+            "num_groups",
+            num_groups,
+            1,
+            len(self),
+            high_closed=True,
+            integer=True,
+        )
         names = self.names
         bounds = [
             round(i * len(names) / num_groups) for i in range(num_groups + 1)
@@ -121,8 +126,8 @@ def layer_groups(model, groups=None):
 
     - With `groups`, a dict `{name: pattern}` (or list of patterns), bottom
       group first, each weight goes to the one group whose pattern matches
-      its path (exact path, else `re.fullmatch`); frozen weights may be left
-      out (e.g. a LoRA model's base).
+      its path (`kfinetune.matcher`: exact path, else `re.fullmatch`);
+      frozen weights may be left out (e.g. a LoRA model's base).
     - For keras-hub transformers (weights under `transformer_layer_<i>/`):
       `embeddings` (every weight before the first block), `block_0` ...
       `block_<n-1>`, and `head` (every weight after the last block: pooler
@@ -192,12 +197,7 @@ def _by_patterns(paths, trainable, groups):
     result = {}
     owner = {}
     for name, patterns in groups.items():
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        matched = []
-        for pattern in patterns:
-            regex = re.compile(pattern)
-            matched += [p for p in paths if p == pattern or regex.fullmatch(p)]
+        matched = matcher.match_paths(paths, patterns)
         if not matched:
             raise ValueError(
                 f"The pattern of group {name!r} matches no weight. Some "
@@ -211,7 +211,7 @@ def _by_patterns(paths, trainable, groups):
                     f"Received: groups={groups!r}"
                 )
             owner[path] = name
-        result[name] = list(dict.fromkeys(matched))
+        result[name] = matched
     missing = [p for p in trainable if p not in owner]
     if missing:
         raise ValueError(

@@ -16,16 +16,17 @@ kft.peft.save(model, "task.adapter.h5")
 """
 
 from kfinetune.peft.adapter import AdapterConfig
+from kfinetune.peft.applying import apply
+from kfinetune.peft.compiled_functions import reset_compiled_functions
 from kfinetune.peft.config import PEFTConfig
-from kfinetune.peft.engine import apply
-from kfinetune.peft.engine import delete
-from kfinetune.peft.engine import disable
-from kfinetune.peft.engine import merge
-from kfinetune.peft.engine import reset_compiled_functions
-from kfinetune.peft.engine import set_active
-from kfinetune.peft.engine import unmerge
 from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
+from kfinetune.peft.merging import merge
+from kfinetune.peft.merging import merge_and_unload
+from kfinetune.peft.merging import unmerge
+from kfinetune.peft.named_adapters import delete
+from kfinetune.peft.named_adapters import disable
+from kfinetune.peft.named_adapters import set_active
 from kfinetune.peft.peft_model import PEFTModel
 from kfinetune.peft.prefix import PrefixConfig
 from kfinetune.peft.prompt import PromptConfig
@@ -46,6 +47,7 @@ __all__ = [
     "disable",
     "load",
     "merge",
+    "merge_and_unload",
     "reset_compiled_functions",
     "save",
     "set_active",

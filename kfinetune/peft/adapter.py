@@ -1,8 +1,9 @@
 """`AdapterConfig`: bottleneck adapters, applied by `kfinetune.peft.apply`."""
 
+from kfinetune import checks
 from kfinetune.layers import adapter_wrapper
 from kfinetune.peft import config
-from kfinetune.peft import matching
+from kfinetune.peft import injected
 
 ATTENTION_OUTPUT = r".*/self_attention_layer/attention_output"
 FEEDFORWARD_OUTPUT = r".*/feedforward_output_dense"
@@ -63,20 +64,9 @@ class AdapterConfig(config.PEFTConfig):
         targets=None,
         trainable=None,
     ):
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise ValueError(
-                f"`size` must be a positive integer. Received: size={size!r}"
-            )
-        if placement not in PLACEMENTS:
-            raise ValueError(
-                f"`placement` must be one of {sorted(PLACEMENTS)}. "
-                f"Received: placement={placement!r}"
-            )
-        if not (isinstance(init_scale, int | float) and init_scale > 0):
-            raise ValueError(
-                "`init_scale` must be positive. "
-                f"Received: init_scale={init_scale!r}"
-            )
+        checks.positive_integer("size", size)
+        checks.one_of("placement", placement, PLACEMENTS)
+        checks.positive_number("init_scale", init_scale)
         super().__init__(targets=targets, trainable=trainable)
         self.size = size
         self.placement = placement
@@ -96,14 +86,14 @@ class AdapterConfig(config.PEFTConfig):
     def injections(self, site, name, sites):
         # An adapter goes after everything already wrapped around the layer
         # (a LoRA on the same projection included).
-        site = matching.outermost(site, sites)
+        site = injected.outermost(site, sites)
         if self.placement != "parallel":
             return [config.Injection(site, self._wrap(site, name))], None
         intermediate = site.path.replace(
             "feedforward_output_dense", "feedforward_intermediate_dense"
         )
         taps = [
-            matching.outermost(s, sites)
+            injected.outermost(s, sites)
             for s in sites
             if s.path == intermediate and not s.graph_node
         ]

@@ -4,7 +4,7 @@ import dataclasses
 
 import keras
 
-from kfinetune.peft import matching
+from kfinetune import walk
 
 
 @dataclasses.dataclass
@@ -15,17 +15,9 @@ class Injection:
     keras-hub backbone too) rather than rebuilding the graph.
     """
 
-    site: matching.Site
+    site: walk.Site
     make: object
     rewire: bool = False
-
-
-@dataclasses.dataclass
-class Plan:
-    """What `apply` will change, and what it skips and why."""
-
-    injections: list
-    skipped: list
 
 
 class PEFTConfig:
@@ -33,7 +25,11 @@ class PEFTConfig:
 
     A config says what to inject and where; `kfinetune.peft.apply` does the
     injecting. Subclasses define `method` (the weight-name prefix, e.g.
-    `"lora"`), `default_targets(model)` and `injections(site, name, sites)`.
+    `"lora"`), `default_targets(model)` and `injections(site, name, sites)`,
+    and say whether `kfinetune.peft.merge` folds them (`mergeable`) and
+    whether their layers then compute nothing beyond the base layers, so
+    that `kfinetune.peft.merge_and_unload` can remove them
+    (`folds_into_base`).
 
     Args:
         targets: layer paths or regular expressions (matched with
@@ -46,6 +42,8 @@ class PEFTConfig:
     """
 
     method = None
+    mergeable = False
+    folds_into_base = False
 
     def __init__(self, targets=None, trainable=None):
         self.targets = _patterns("targets", targets)
@@ -75,8 +73,7 @@ class PEFTConfig:
     def resolved_trainable(self, model):
         if self.trainable is not None:
             return list(self.trainable)
-        paths = {s.path for s in matching.sites(model)}
-        return ["logits"] if "logits" in paths else []
+        return ["logits"] if "logits" in walk.layer_paths(model) else []
 
     def get_config(self):
         return {"targets": self.targets, "trainable": self.trainable}

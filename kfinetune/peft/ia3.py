@@ -5,7 +5,7 @@ import re
 from kfinetune.layers import ia3
 from kfinetune.layers import lora
 from kfinetune.peft import config
-from kfinetune.peft import matching
+from kfinetune.peft import injected
 
 FEEDFORWARD = r".*feedforward_output_dense"
 
@@ -34,6 +34,8 @@ class IA3Config(config.PEFTConfig):
     """
 
     method = "ia3"
+    mergeable = True
+    folds_into_base = True
 
     def __init__(self, targets=None, feedforward=FEEDFORWARD, trainable=None):
         if not isinstance(feedforward, str):
@@ -48,7 +50,7 @@ class IA3Config(config.PEFTConfig):
         return [r".*/(key|value)", FEEDFORWARD]
 
     def injections(self, site, name, sites):
-        site = matching.outermost(site, sites)
+        site = injected.outermost(site, sites)
         layer = site.layer
         if isinstance(layer, lora.LoRA):
             return None, "already adapted by LoRA, which IA3 cannot merge with"

@@ -1,7 +1,10 @@
 """`LoRAConfig`: low-rank adaptation, applied by `kfinetune.peft.apply`."""
 
+from kfinetune import checks
+from kfinetune.layers import ia3
 from kfinetune.layers import lora
 from kfinetune.peft import config
+from kfinetune.peft import injected
 
 
 @config.register
@@ -34,24 +37,16 @@ class LoRAConfig(config.PEFTConfig):
     """
 
     method = "lora"
+    mergeable = True
+    folds_into_base = True
 
     def __init__(
         self, rank=8, alpha=None, dropout=0.0, targets=None, trainable=None
     ):
-        if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
-            raise ValueError(
-                f"`rank` must be a positive integer. Received: rank={rank!r}"
-            )
-        if alpha is not None and not (
-            isinstance(alpha, int | float) and alpha > 0
-        ):
-            raise ValueError(
-                f"`alpha` must be positive. Received: alpha={alpha!r}"
-            )
-        if not (isinstance(dropout, int | float) and 0 <= dropout < 1):
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
+        checks.positive_integer("rank", rank)
+        if alpha is not None:
+            checks.positive_number("alpha", alpha)
+        checks.in_range("dropout", dropout, 0, 1)
         super().__init__(targets=targets, trainable=trainable)
         self.rank = rank
         self.alpha = alpha
@@ -62,6 +57,9 @@ class LoRAConfig(config.PEFTConfig):
 
     def injections(self, site, name, sites):
         reason = lora.why_not_wrappable(site.layer)
+        if any(isinstance(w, ia3.IA3) for w in injected.enclosing(site, sites)):
+            # IA3 would scale the kernel when merged, but not the update.
+            reason = "already adapted by IA3, which LoRA cannot merge with"
         if reason:
             return None, reason
 

@@ -1,7 +1,13 @@
 """`PEFTModel`: the model `kfinetune.peft.apply` returns."""
 
+import copy
+
 import keras
 import keras_hub
+
+from kfinetune.peft import adapter_record
+from kfinetune.peft import adapter_state
+from kfinetune.peft import injection
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -11,11 +17,12 @@ class PEFTModel(keras_hub.models.Task):
 
     keras-hub tasks and backbones, and most subclassed models, save only
     their constructor arguments, so a reloaded model would not contain the
-    injected layers (design.md fact 6). A `PEFTModel` keeps the base model,
-    records the configuration it was built from and the adapters applied to
-    it, and in `from_config` rebuilds the base and re-applies them, so
-    `model.save` / `keras.models.load_model` restore the adapters exactly
-    (unmerged or merged as they were).
+    injected layers (loading their weights fails: "expected 2 variables,
+    but received 0"). A `PEFTModel` keeps the base model, records the
+    configuration it was built from and the adapters applied to it, and in
+    `from_config` rebuilds the base and re-applies them, so `model.save` /
+    `keras.models.load_model` restore the adapters exactly (unmerged or
+    merged as they were).
 
     It is a keras-hub `Task`: with a keras-hub base it preprocesses raw
     inputs in `fit`, `evaluate` and `predict` like the base would, and
@@ -31,6 +38,12 @@ class PEFTModel(keras_hub.models.Task):
         build_config: `base.get_build_config()` for bases that are not
             built by `from_config` (subclassed models).
         **kwargs: `keras.Model` arguments such as `name`.
+
+    Attributes:
+        adapters: adapter name → `kfinetune.peft.adapter_record.AdapterRecord`
+            (config, trainable patterns, merged, skipped layers), in the
+            order applied.
+        active: the names of the adapters that compute and train.
     """
 
     def __init__(self, base, base_config, build_config=None, **kwargs):
@@ -47,7 +60,6 @@ class PEFTModel(keras_hub.models.Task):
         self.base = base
         self.base_config = base_config
         self.build_config = build_config
-        # name -> {"config": PEFTConfig, "trainable": [...], "merged": bool}
         self.adapters = {}
         self.active = []
         self.dtype_policy = base.dtype_policy
@@ -83,26 +95,18 @@ class PEFTModel(keras_hub.models.Task):
     def get_config(self):
         return {
             "name": self.name,
-            "base_config": self.base_config,
-            "build_config": self.build_config,
-            "adapters": [
-                {
-                    "name": name,
-                    "config": keras.saving.serialize_keras_object(
-                        record["config"]
-                    ),
-                    "merged": record["merged"],
-                }
-                for name, record in self.adapters.items()
-            ],
+            "base_config": _plain(self.base_config),
+            "build_config": _plain(self.build_config),
+            "adapters": adapter_record.serialize(self.adapters),
             "active": list(self.active),
         }
 
     @classmethod
     def from_config(cls, config):
-        from kfinetune.peft import engine
-
-        base = keras.saving.deserialize_keras_object(config["base_config"])
+        # Deserializing fills the config it is given with objects.
+        base = keras.saving.deserialize_keras_object(
+            copy.deepcopy(config["base_config"])
+        )
         if not base.built and config.get("build_config"):
             base.build_from_config(config["build_config"])
         model = cls(
@@ -115,12 +119,32 @@ class PEFTModel(keras_hub.models.Task):
             peft_config = keras.saving.deserialize_keras_object(
                 record["config"]
             )
-            model = engine.apply(model, peft_config, record["name"])
-        for record in config["adapters"]:
-            if record["merged"]:
-                engine.merge(model, record["name"])
-        engine.set_active(model, config["active"])
+            model = injection.inject(model, peft_config, record["name"])
+        adapter_state.activate(model, config["active"])
+        merged = [
+            r["name"]
+            for r in config["adapters"]
+            if r["merged"] and r["name"] in model.active
+        ]
+        adapter_state.set_merged(model, merged, True)
         return model
+
+
+def require(model, names=()):
+    """Checks that `model` was returned by `kfinetune.peft.apply` and has
+    adapters called `names`."""
+    if not isinstance(model, PEFTModel):
+        raise ValueError(
+            "Expected a model returned by `kfinetune.peft.apply`. "
+            f"Received: model={getattr(model, 'name', model)!r} "
+            f"({type(model).__name__})"
+        )
+    for name in names:
+        if name not in model.adapters:
+            raise ValueError(
+                f"No adapter named {name!r} on this model "
+                f"(adapters: {list(model.adapters)}). Received: name={name!r}"
+            )
 
 
 def _symbolic_inputs(base, build_config):
@@ -146,3 +170,13 @@ def _symbolic_inputs(base, build_config):
             f"Received: model={base.name!r}"
         )
     return keras.Input(batch_shape=tuple(shape))
+
+
+def _plain(value):
+    """`value` with plain dicts and lists: a layer's attributes hold
+    containers that Keras tracks, which refer back to the layer."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,9 +1,9 @@
 """`PrefixConfig`: prefix tuning, applied by `kfinetune.peft.apply`."""
 
-from kfinetune.layers import checks
+from kfinetune import checks
 from kfinetune.layers import prefix_attention
 from kfinetune.peft import config
-from kfinetune.peft import matching
+from kfinetune.peft import injected
 
 
 @config.register
@@ -42,6 +42,9 @@ class PrefixConfig(config.PEFTConfig):
     """
 
     method = "prefix"
+    # `merge` folds the reparameterisation MLP into plain prefixes, which
+    # still need their `PrefixAttention` wrappers.
+    mergeable = True
 
     def __init__(
         self,
@@ -53,11 +56,7 @@ class PrefixConfig(config.PEFTConfig):
     ):
         checks.positive_integer("length", length)
         checks.positive_integer("hidden", hidden)
-        if not isinstance(reparameterize, bool):
-            raise ValueError(
-                "`reparameterize` must be True or False. "
-                f"Received: reparameterize={reparameterize!r}"
-            )
+        checks.boolean("reparameterize", reparameterize)
         super().__init__(targets=targets, trainable=trainable)
         self.length = length
         self.reparameterize = reparameterize
@@ -66,7 +65,7 @@ class PrefixConfig(config.PEFTConfig):
     def default_targets(self, model):
         paths = [
             s.path
-            for s in matching.candidates(model)
+            for s in injected.candidates(model)
             if isinstance(s.layer, prefix_attention.SUPPORTED)
         ]
         if not paths:
@@ -78,7 +77,7 @@ class PrefixConfig(config.PEFTConfig):
         return paths
 
     def injections(self, site, name, sites):
-        site = matching.outermost(site, sites)
+        site = injected.outermost(site, sites)
         reason = prefix_attention.why_not_wrappable(site.layer)
         if isinstance(site.layer, prefix_attention.PrefixAttention):
             reason = "already has a prefix"

@@ -4,11 +4,11 @@ import keras
 import keras_hub
 import numpy as np
 
+from kfinetune import checks
 from kfinetune import compat
-from kfinetune.layers import checks
+from kfinetune import walk
 from kfinetune.layers import prompt_wrappers
 from kfinetune.peft import config
-from kfinetune.peft import matching
 
 INITS = ("random", "vocab", "text")
 TRANSFORMERS = (
@@ -80,10 +80,7 @@ class PromptConfig(config.PEFTConfig):
         trainable=None,
     ):
         checks.positive_integer("length", length)
-        if init not in INITS:
-            raise ValueError(
-                f"`init` must be one of {INITS}. Received: init={init!r}"
-            )
+        checks.one_of("init", init, INITS)
         if init == "text" and not text:
             raise ValueError(
                 "init='text' needs the `text` to start from. "
@@ -217,7 +214,7 @@ class PromptConfig(config.PEFTConfig):
     def check(self, model):
         taken = [
             s.layer.adapter_name
-            for s in matching.sites(model)
+            for s in walk.sites(model)
             if isinstance(s.layer, prompt_wrappers.PromptInsertion)
         ]
         if taken:
@@ -278,7 +275,7 @@ def _token_ids(tokenizer, text):
 def _transformer_graph(model):
     """The functional graph holding keras-hub transformer layers as nodes,
     and those layers."""
-    sites = matching.sites(model)
+    sites = walk.sites(model)
     for site in sites:
         if site.graph_node and isinstance(site.layer, TRANSFORMERS):
             graph = site.parent

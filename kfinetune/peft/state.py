@@ -15,9 +15,17 @@ import h5py
 import keras
 import numpy as np
 
-from kfinetune.peft import engine
-from kfinetune.peft import matching
+from kfinetune import matcher
+from kfinetune.peft import adapter_record
+from kfinetune.peft import injected
+from kfinetune.peft import trainable_flags
+from kfinetune.peft.applying import apply
+from kfinetune.peft.compiled_functions import reset_compiled_functions
+from kfinetune.peft.merging import merge
+from kfinetune.peft.named_adapters import delete
+from kfinetune.peft.named_adapters import set_active
 from kfinetune.peft.peft_model import PEFTModel
+from kfinetune.peft.peft_model import require
 
 FORMAT = "kfinetune-adapters"
 FORMAT_VERSION = 1
@@ -27,20 +35,22 @@ def fingerprint(model):
     """A hash of the base architecture: the path, shape and dtype of every
     base weight (injected weights excluded)."""
     base = model.base if isinstance(model, PEFTModel) else model
-    injected = {
-        id(v) for w in engine.wrappers(base) for v in engine.own_weights(w)
+    added = {
+        id(v) for w in injected.wrappers(base) for v in injected.own_weights(w)
     }
     entries = sorted(
         (v.path, tuple(v.shape), str(v.dtype))
         for v in base.weights
-        if id(v) not in injected
+        if id(v) not in added
     )
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
 def _saved_variables(model):
     variables = {
-        id(v): v for w in engine.wrappers(model) for v in engine.own_weights(w)
+        id(v): v
+        for w in injected.wrappers(model.base)
+        for v in injected.own_weights(w)
     }
     for v in model.trainable_weights:
         variables.setdefault(id(v), v)
@@ -71,23 +81,14 @@ def save(model, filepath):
     kfinetune.peft.save(model, "sentiment.adapter.h5")
     ```
     """
-    engine._require(model)
+    require(model)
     variables = _saved_variables(model)
     with h5py.File(filepath, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["fingerprint"] = fingerprint(model)
         f.attrs["adapters"] = json.dumps(
-            [
-                {
-                    "name": name,
-                    "config": keras.saving.serialize_keras_object(
-                        record["config"]
-                    ),
-                    "merged": record["merged"],
-                }
-                for name, record in model.adapters.items()
-            ]
+            adapter_record.serialize(model.adapters)
         )
         f.attrs["active"] = json.dumps(model.active)
         group = f.create_group("weights")
@@ -181,13 +182,13 @@ def load(model, filepath):
             f"first. Received: filepath={str(filepath)!r}"
         )
     base = model.base if isinstance(model, PEFTModel) else model
-    flags = engine.trainable_flags(base)
+    flags = trainable_flags.capture(base)
     applied = []
     result = model
     try:
         for record in state["adapters"]:
             config = keras.saving.deserialize_keras_object(record["config"])
-            result = engine.apply(result, config, record["name"])
+            result = apply(result, config, record["name"])
             applied.append(record["name"])
         variables = {v.path: v for v in result.weights}
         for path, value in state["weights"].items():
@@ -196,7 +197,7 @@ def load(model, filepath):
                 raise ValueError(
                     f"{str(filepath)!r} holds a weight at {path!r}, which this "
                     "model does not have. Similar paths: "
-                    f"{matching.similar_paths(list(variables), path)}. "
+                    f"{matcher.similar_paths(variables, path)}. "
                     f"Received: filepath={str(filepath)!r}"
                 )
             if tuple(variable.shape) != value.shape:
@@ -208,14 +209,16 @@ def load(model, filepath):
                 )
     except Exception:
         for name in reversed(applied):
-            engine.delete(result, name)
-        engine.restore_trainable_flags(flags)
-        engine.reset_compiled_functions(base)
+            delete(result, name)
+        trainable_flags.restore(flags)
+        reset_compiled_functions(base)
         raise
     for path, value in state["weights"].items():
         variables[path].assign(value)
+    set_active(result, state["active"])
     for record in state["adapters"]:
-        if record["merged"]:
-            engine.merge(result, record["name"])
-    engine.set_active(result, state["active"])
+        # Only active adapters stay merged (files from before that rule
+        # may record an inactive one as merged).
+        if record["merged"] and record["name"] in result.active:
+            merge(result, record["name"])
     return result

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from kfinetune.peft import engine
-from kfinetune.peft.peft_model import PEFTModel
+from kfinetune.peft import injected
+from kfinetune.peft.peft_model import require
 
 
 def _size(variables):
@@ -34,31 +34,27 @@ def summary(model, print_fn=print):
     kfinetune.peft.summary(model)
     ```
     """
-    if not isinstance(model, PEFTModel):
-        raise ValueError(
-            "Expected a model returned by `kfinetune.peft.apply`. "
-            f"Received: model={getattr(model, 'name', model)!r}"
-        )
-    injected = set()
+    require(model)
+    added = set()
     adapters = {}
     for name, record in model.adapters.items():
         layers = {}
-        for wrapper in engine.wrappers(model, name):
-            own = engine.own_weights(wrapper)
-            injected.update(id(v) for v in own)
+        for wrapper in injected.wrappers(model.base, name):
+            own = injected.own_weights(wrapper)
+            added.update(id(v) for v in own)
             if own:
                 layers[wrapper.path] = _size(own)
         adapters[name] = {
-            "method": record["config"].method,
+            "method": record.config.method,
             "active": name in model.active,
-            "merged": record["merged"],
+            "merged": record.merged,
             "parameters": sum(layers.values()),
             "layers": layers,
-            "skipped": record["skipped"],
+            "skipped": record.skipped,
         }
     other = {}
     for v in model.trainable_weights:
-        if id(v) not in injected:
+        if id(v) not in added:
             other[v.path] = _size([v])
     trainable = _size(model.trainable_weights)
     total = _size(model.weights)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from kfinetune.peft import matching
+from kfinetune import walk
 
 
 def model_state(model):
@@ -20,7 +20,7 @@ def model_state(model):
     kfinetune.testing.assert_model_unchanged(model, state)
     ```
     """
-    sites = matching.sites(model)
+    sites = walk.sites(model)
     return {
         "structure": [
             (s.path, type(s.layer).__name__, id(s.layer), s.attribute)

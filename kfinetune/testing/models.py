@@ -60,9 +60,10 @@ def small_bert_backbone(
     >>> backbone.get_layer("transformer_layer_1").name
     'transformer_layer_1'
     """
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCABULARY),
+    return _random_backbone(
+        keras_hub.models.BertBackbone,
+        weight_scale,
+        seed,
         num_layers=num_layers,
         num_heads=num_heads,
         hidden_dim=hidden_dim,
@@ -71,6 +72,11 @@ def small_bert_backbone(
         max_sequence_length=max_sequence_length,
         dtype=dtype,
     )
+
+
+def _random_backbone(backbone_class, weight_scale, seed, **kwargs):
+    keras.utils.set_random_seed(seed)
+    backbone = backbone_class(vocabulary_size=len(VOCABULARY), **kwargs)
     _rescale(backbone, weight_scale, seed)
     return backbone
 
@@ -229,9 +235,10 @@ def small_gpt2_causal_lm(
     model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
     ```
     """
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=len(VOCABULARY),
+    backbone = _random_backbone(
+        keras_hub.models.GPT2Backbone,
+        weight_scale,
+        seed,
         num_layers=num_layers,
         num_heads=num_heads,
         hidden_dim=hidden_dim,
@@ -240,7 +247,6 @@ def small_gpt2_causal_lm(
         max_sequence_length=max_sequence_length,
         dtype=dtype,
     )
-    _rescale(backbone, weight_scale, seed)
     return keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
 
 

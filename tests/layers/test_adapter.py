@@ -26,13 +26,6 @@ def test_parallel_form_returns_only_the_update():
     np.testing.assert_array_equal(adapter(x), np.zeros((2, 8)))
 
 
-def test_config_round_trip():
-    revived = testing.assert_config_round_trip(
-        layers.Adapter(size=3, activation="gelu", init_scale=0.1)
-    )
-    assert (revived.size, revived.init_scale) == (3, 0.1)
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -4,15 +4,15 @@ import pytest
 
 from kfinetune import layers
 from kfinetune import testing
-from kfinetune.layers.lora import lora_equations
+from kfinetune.layers import einsum
 
 
 def test_einsum_equations_treat_the_kernel_as_a_matrix():
-    query = lora_equations("abc,cde->abde")
+    query = einsum.low_rank_equations("abc,cde->abde")
     assert query["a_axes"] == [0] and query["b_axes"] == [1, 2]
     assert query["down"] == "abc,cf->abf"
     assert query["up"] == "abf,fde->abde"
-    output = lora_equations("abcd,cde->abe")
+    output = einsum.low_rank_equations("abcd,cde->abe")
     assert output["a_axes"] == [0, 1] and output["b_axes"] == [2]
 
 
@@ -36,9 +36,14 @@ def test_lora_dense_is_exact_at_init_trains_only_a_and_b(tmp_path):
         "lora_b",
     }
     kernel = dense.kernel.numpy().copy()
+    a_before, b_before = lora.lora_a.numpy().copy(), lora.lora_b.numpy()
+    np.testing.assert_array_equal(b_before, 0.0)
     model.compile(keras.optimizers.Adam(1e-2), "mse")
     model.fit(x, y, epochs=3, verbose=0)
     np.testing.assert_array_equal(dense.kernel.numpy(), kernel)
+    np.testing.assert_array_equal(dense.bias.numpy(), 0.0)
+    assert not np.allclose(lora.lora_a.numpy(), a_before)
+    assert not np.allclose(lora.lora_b.numpy(), b_before)
     # The update goes before the activation: gelu(x·W + b + 2·x·A·B).
     a, b = lora.lora_a.numpy(), lora.lora_b.numpy()
     manual = keras.activations.gelu(
@@ -95,12 +100,9 @@ def test_lora_embedding_merges_exactly():
     )
 
 
-def test_config_round_trip_keeps_rank_alpha_dropout_and_merged():
-    lora = layers.LoRA(keras.layers.Dense(4), rank=2, alpha=8, dropout=0.1)
-    revived = testing.assert_config_round_trip(lora)
-    assert (revived.rank, revived.alpha, revived.dropout) == (2, 8, 0.1)
-    assert revived.scale == 4.0
-    assert isinstance(revived.layer, keras.layers.Dense)
+def test_scale_is_alpha_over_rank():
+    assert layers.LoRA(keras.layers.Dense(4), rank=2, alpha=8).scale == 4.0
+    assert layers.LoRA(keras.layers.Dense(4), rank=2).scale == 1.0
 
 
 @pytest.mark.parametrize(

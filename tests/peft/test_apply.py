@@ -6,6 +6,7 @@ from kfinetune import peft
 from kfinetune import testing
 from kfinetune.layers import AdapterWrapper
 from kfinetune.layers import LoRA
+from kfinetune.peft import injected
 
 CONFIGS = {
     "lora": lambda: peft.LoRAConfig(rank=4, alpha=8),
@@ -33,7 +34,7 @@ def compile_model(model, lr=1e-2):
 def perturb(model, name="default", scale=0.3):
     """Moves adapter weights off their identity start, deterministically."""
     rng = np.random.default_rng(0)
-    for wrapper in peft.engine.wrappers(model, name):
+    for wrapper in injected.wrappers(model, name):
         for v in wrapper.trainable_weights:
             if "lora_b" in v.path or "adapter_up_kernel" in v.path:
                 v.assign(rng.normal(0, scale, v.shape).astype(v.dtype))
@@ -110,7 +111,7 @@ def test_merge_unmerge_and_merged_training_state(data):
     perturb(model)
     adapted = testing.predict(model, x)
     peft.merge(model)
-    assert model.adapters["default"]["merged"]
+    assert model.adapters["default"].merged
     testing.assert_outputs_close(testing.predict(model, x), adapted, atol=1e-4)
     assert {v.path for v in model.trainable_weights} == {
         "logits/kernel",
@@ -133,8 +134,8 @@ def test_keras_round_trip_of_a_keras_hub_task_keeps_adapters_unmerged(
     reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
     assert list(reloaded.adapters) == ["default", "extra"]
     assert reloaded.active == ["default", "extra"]
-    assert not reloaded.adapters["default"]["merged"]
-    kinds = {type(w) for w in peft.engine.wrappers(reloaded)}
+    assert not reloaded.adapters["default"].merged
+    kinds = {type(w) for w in injected.wrappers(reloaded)}
     assert kinds == {LoRA, AdapterWrapper}
     assert reloaded.backbone.num_layers == 2
 
@@ -145,7 +146,7 @@ def test_keras_round_trip_of_a_merged_model(tmp_path, data):
     perturb(model)
     peft.merge(model)
     reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
-    assert reloaded.adapters["default"]["merged"]
+    assert reloaded.adapters["default"].merged
     peft.unmerge(reloaded)
     peft.unmerge(model)
     testing.assert_outputs_close(
@@ -186,21 +187,29 @@ def test_named_adapters_switch_disable_and_delete(data):
     testing.assert_outputs_close(testing.predict(model, x), out_a, atol=0)
     # fit right after a switch trains the newly active adapter only.
     peft.set_active(model, "b")
-    lora_before = [
-        w.numpy().copy()
-        for w in peft.engine.wrappers(model, "a")
-        for w in w.trainable_weights
-    ]
+    own = injected.own_weights
+    lora_weights, adapter_weights = (
+        [v for w in injected.wrappers(model, n) for v in own(w)]
+        for n in ("a", "b")
+    )
+    assert lora_weights and adapter_weights
+    lora_before = [v.numpy().copy() for v in lora_weights]
+    adapter_before = [v.numpy().copy() for v in adapter_weights]
     compile_model(model).fit(x, y, epochs=1, verbose=0)
+    for v, before in zip(lora_weights, lora_before, strict=True):
+        np.testing.assert_array_equal(v.numpy(), before)
+    assert any(
+        not np.allclose(v.numpy(), before)
+        for v, before in zip(adapter_weights, adapter_before, strict=True)
+    )
     peft.delete(model, "b")
     assert list(model.adapters) == ["a"] and model.active == []
     assert not any(
-        isinstance(w, AdapterWrapper) for w in peft.engine.wrappers(model)
+        isinstance(w, AdapterWrapper) for w in injected.wrappers(model)
     )
     testing.assert_outputs_close(testing.predict(model, x), expected, atol=0)
     peft.set_active(model, "a")
     testing.assert_outputs_close(testing.predict(model, x), out_a, atol=0)
-    assert lora_before is not None
 
 
 def test_delete_of_a_merged_lora_restores_the_base_kernels(data):
@@ -213,7 +222,7 @@ def test_delete_of_a_merged_lora_restores_the_base_kernels(data):
     peft.delete(model, "default")
     for v in base.weights:
         np.testing.assert_allclose(v.numpy(), kernels[v.path], atol=1e-6)
-    assert peft.engine.wrappers(model) == []
+    assert injected.wrappers(model) == []
 
 
 def test_adapter_only_save_and_load_into_a_fresh_model(tmp_path, data):
@@ -285,3 +294,37 @@ def test_load_refuses_a_file_whose_weights_do_not_fit(tmp_path):
         f.write("not hdf5")
     with pytest.raises(ValueError, match="not an adapter file"):
         peft.load(fresh, tmp_path / "junk.h5")
+
+
+def test_merged_adapters_follow_the_active_set(data):
+    x, _ = data
+    base = testing.small_bert_classifier()
+    expected = testing.predict(base, x)
+    model = peft.apply(base, peft.LoRAConfig(trainable=[]), name="a")
+    perturb(model, "a")
+    out_a = testing.predict(model, x)
+    model = peft.apply(model, peft.LoRAConfig(trainable=[]), name="b")
+    perturb(model, "b", scale=0.5)
+    out_b = testing.predict(model, x)
+    peft.set_active(model, "a")
+    # An inactive adapter computes nothing, so merging it would change the
+    # outputs: the default merges the active ones, a named one is refused.
+    with pytest.raises(ValueError, match="name='b'"):
+        peft.merge(model, "b")
+    assert not model.adapters["b"].merged
+    peft.merge(model)
+    assert model.adapters["a"].merged and not model.adapters["b"].merged
+    testing.assert_outputs_close(testing.predict(model, x), out_a, atol=1e-4)
+    # Disabling a merged adapter takes it out of the kernels, and the block
+    # puts it back.
+    with peft.disable(model):
+        assert not model.adapters["a"].merged
+        testing.assert_outputs_close(
+            testing.predict(model, x), expected, atol=1e-5
+        )
+    assert model.adapters["a"].merged
+    testing.assert_outputs_close(testing.predict(model, x), out_a, atol=1e-4)
+    # Switching away from a merged adapter unmerges it.
+    peft.set_active(model, "b")
+    assert not model.adapters["a"].merged
+    testing.assert_outputs_close(testing.predict(model, x), out_b, atol=1e-4)

@@ -5,6 +5,7 @@ import pytest
 from kfinetune import layers
 from kfinetune import peft
 from kfinetune import testing
+from kfinetune.peft import injected
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -17,7 +18,7 @@ def data():
 
 def perturb(model):
     rng = np.random.default_rng(0)
-    for wrapper in peft.engine.wrappers(model):
+    for wrapper in injected.wrappers(model):
         v = wrapper.ia3_scale
         v.assign(rng.uniform(0.5, 1.5, v.shape).astype("float32"))
     peft.reset_compiled_functions(model)
@@ -34,7 +35,7 @@ def test_exact_at_init_trains_only_scales_and_merges(data, tmp_path):
     info = peft.summary(model, print_fn=lambda line: None)
     assert info["adapters"]["default"]["parameters"] == 2 * (32 + 32 + 64)
     positions = {
-        w.path.split("/")[-2]: w.position for w in peft.engine.wrappers(model)
+        w.path.split("/")[-2]: w.position for w in injected.wrappers(model)
     }
     assert positions["feedforward_output_dense"] == "input"
     assert positions["key"] == "output"
@@ -51,7 +52,7 @@ def test_exact_at_init_trains_only_scales_and_merges(data, tmp_path):
     reloaded = testing.assert_keras_round_trip(
         model, x, str(tmp_path), atol=1e-4
     )
-    assert reloaded.adapters["default"]["merged"]
+    assert reloaded.adapters["default"].merged
     peft.unmerge(model)
     testing.assert_outputs_close(testing.predict(model, x), adapted, atol=1e-4)
 
@@ -89,11 +90,7 @@ def test_mirrored_strategy_and_bfloat16(data):
     )
 
 
-def test_ia3_layer_config_and_errors():
-    revived = testing.assert_config_round_trip(
-        layers.IA3(keras.layers.Dense(4), position="input")
-    )
-    assert revived.position == "input"
+def test_ia3_layer_errors():
     with pytest.raises(ValueError, match="position='middle'"):
         layers.IA3(keras.layers.Dense(4), position="middle")
     with pytest.raises(ValueError, match="Dense or EinsumDense"):
@@ -109,3 +106,22 @@ def test_ia3_on_a_lora_layer_is_skipped_and_reported():
     model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig())
     with pytest.raises(ValueError, match="already adapted by LoRA"):
         peft.apply(model, peft.IA3Config(targets=".*/value"), name="ia3")
+
+
+def test_lora_inside_an_ia3_layer_is_skipped_and_merges_cleanly(data):
+    x, _ = data
+    model = peft.apply(testing.small_bert_classifier(), peft.IA3Config())
+    perturb(model)
+    config = peft.LoRAConfig(rank=2, targets=r".*/(query|key)")
+    model = peft.apply(model, config, name="lora")
+    skipped = model.adapters["lora"].skipped
+    assert [reason for _, reason in skipped] == [
+        "already adapted by IA3, which LoRA cannot merge with"
+    ] * 2
+    assert all(path.endswith("/key") for path, _ in skipped)
+    for wrapper in injected.wrappers(model, "lora"):
+        wrapper.lora_b.assign(np.full(wrapper.lora_b.shape, 0.1, "float32"))
+    peft.set_active(model, ["default", "lora"])
+    adapted = testing.predict(model, x)
+    merged = peft.merge_and_unload(model)
+    testing.assert_outputs_close(testing.predict(merged, x), adapted, atol=1e-4)

@@ -8,6 +8,7 @@ import pytest
 from kfinetune import compat
 from kfinetune import peft
 from kfinetune import testing
+from kfinetune.peft import injected
 
 X = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
 Y = (np.arange(16) % 2).astype("int32")
@@ -116,7 +117,7 @@ def test_apply_outside_the_scope_creates_variables_under_the_strategy():
     with strategy.scope():
         base = testing.small_bert_classifier()
     model = peft.apply(base, peft.LoRAConfig())
-    for wrapper in peft.engine.wrappers(model):
+    for wrapper in injected.wrappers(model):
         assert compat.distribution_strategy(wrapper) is strategy
     x = testing.small_bert_inputs(batch_size=8)
     with strategy.scope():

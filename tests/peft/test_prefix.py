@@ -5,6 +5,7 @@ import pytest
 from kfinetune import layers
 from kfinetune import peft
 from kfinetune import testing
+from kfinetune.peft import injected
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CONFIG = peft.PrefixConfig(length=3, hidden=16)
@@ -29,7 +30,7 @@ def with_padding_changed(x):
 
 def test_attention_weights_on_prefix_and_padding():
     model = prefixed()
-    wrapper = peft.engine.wrappers(model)[0]
+    wrapper = injected.wrappers(model)[0]
     x = testing.small_bert_inputs(batch_size=4)
     hidden = np.random.default_rng(0).normal(size=(4, 16, 32))
     hidden = hidden.astype("float32")
@@ -118,7 +119,7 @@ def test_folded_prefix_equals_reparameterised_and_round_trips(data, tmp_path):
     )
     testing.assert_outputs_close(testing.predict(model, x), trained, atol=1e-5)
     reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
-    assert reloaded.adapters["default"]["merged"]
+    assert reloaded.adapters["default"].merged
     testing.assert_saved_model_round_trip(model, x, str(tmp_path / "sm"))
     peft.unmerge(model)
     testing.assert_outputs_close(testing.predict(model, x), trained, atol=1e-5)
@@ -221,8 +222,6 @@ def test_prefix_attention_layer_in_a_new_model(tmp_path):
     model.compile("adam", LOSS)
     model.fit(x, np.arange(4) % 2, epochs=1, verbose=0)
     testing.assert_keras_round_trip(model, x, str(tmp_path))
-    revived = testing.assert_config_round_trip(attention)
-    assert (revived.length, revived.hidden) == (4, 8)
 
 
 @pytest.mark.parametrize(

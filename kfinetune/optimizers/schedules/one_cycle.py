@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import common
+from kfinetune import checks
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -44,11 +44,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         div_factor=25.0,
         final_div_factor=1e4,
     ):
-        common.positive("max_learning_rate", max_learning_rate)
-        common.positive("total_steps", total_steps, integer=True)
-        common.fraction("pct_start", pct_start)
-        common.positive("div_factor", div_factor)
-        common.positive("final_div_factor", final_div_factor)
+        checks.positive_number("max_learning_rate", max_learning_rate)
+        checks.positive_integer("total_steps", total_steps)
+        checks.in_range("pct_start", pct_start, 0, 1, low_closed=False)
+        checks.positive_number("div_factor", div_factor)
+        checks.positive_number("final_div_factor", final_div_factor)
         self.max_learning_rate = max_learning_rate
         self.total_steps = total_steps
         self.pct_start = pct_start

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import common
+from kfinetune import checks
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -36,17 +36,10 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, max_learning_rate, total_steps, cut_frac=0.1, ratio=32):
-        common.positive("max_learning_rate", max_learning_rate)
-        common.positive("total_steps", total_steps, integer=True)
-        common.fraction("cut_frac", cut_frac)
-        if (
-            isinstance(ratio, bool)
-            or not isinstance(ratio, (int, float))
-            or (ratio < 1)
-        ):
-            raise ValueError(
-                f"`ratio` must be at least 1. Received: ratio={ratio!r}"
-            )
+        checks.positive_number("max_learning_rate", max_learning_rate)
+        checks.positive_integer("total_steps", total_steps)
+        checks.in_range("cut_frac", cut_frac, 0, 1, low_closed=False)
+        checks.at_least("ratio", ratio, 1)
         if int(total_steps * cut_frac) < 1:
             raise ValueError(
                 "`total_steps · cut_frac` must be at least one step of "

@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import common
+from kfinetune import checks
+from kfinetune.optimizers.schedules import warmup
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -32,11 +33,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(
         self, peak_learning_rate, warmup_steps, total_steps, final_fraction=0.0
     ):
-        common.positive("peak_learning_rate", peak_learning_rate)
-        common.non_negative("warmup_steps", warmup_steps)
-        common.positive("total_steps", total_steps, integer=True)
-        common.warmup_within_total(warmup_steps, total_steps)
-        common.fraction("final_fraction", final_fraction, low_open=False)
+        checks.positive_number("peak_learning_rate", peak_learning_rate)
+        checks.non_negative_integer("warmup_steps", warmup_steps)
+        checks.positive_integer("total_steps", total_steps)
+        warmup.check(warmup_steps, total_steps)
+        checks.in_range("final_fraction", final_fraction, 0, 1)
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
@@ -44,7 +45,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         peak = self.peak_learning_rate
-        step, warm, done = common.warmup(
+        step, warm, done = warmup.phases(
             step, peak, self.warmup_steps, self.total_steps
         )
         cosine = 0.5 * (1.0 + ops.cos(math.pi * done))

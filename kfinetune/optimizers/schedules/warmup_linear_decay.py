@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from kfinetune.optimizers.schedules import common
+from kfinetune import checks
+from kfinetune.optimizers.schedules import warmup
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -37,15 +38,17 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         total_steps,
         end_learning_rate=0.0,
     ):
-        common.positive("peak_learning_rate", peak_learning_rate)
-        common.non_negative("warmup_steps", warmup_steps)
-        common.positive("total_steps", total_steps, integer=True)
-        common.warmup_within_total(warmup_steps, total_steps)
-        if not 0 <= end_learning_rate <= peak_learning_rate:
-            raise ValueError(
-                "`end_learning_rate` must be in [0, peak_learning_rate]. "
-                f"Received: end_learning_rate={end_learning_rate!r}"
-            )
+        checks.positive_number("peak_learning_rate", peak_learning_rate)
+        checks.non_negative_integer("warmup_steps", warmup_steps)
+        checks.positive_integer("total_steps", total_steps)
+        warmup.check(warmup_steps, total_steps)
+        checks.in_range(
+            "end_learning_rate",
+            end_learning_rate,
+            0,
+            peak_learning_rate,
+            high_closed=True,
+        )
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
@@ -53,7 +56,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         peak = self.peak_learning_rate
-        step, warm, done = common.warmup(
+        step, warm, done = warmup.phases(
             step, peak, self.warmup_steps, self.total_steps
         )
         decay = peak + (self.end_learning_rate - peak) * done
