@@ -4,7 +4,8 @@ kfinetune uses only public APIs (`keras`, `keras.ops`, `keras_hub`,
 `tensorflow`) except here. Each function below names the private attribute
 it touches and why there is no public route; `tests/test_compat.py` checks
 each against the installed versions, so an upgrade that breaks one fails
-there first (design.md fact 8).
+there first. (TensorFlow Addons imported private Keras modules, and Keras 3
+stranded it: that is what this module guards against.)
 
 Uses:
 - `Layer._tracker` (`unlock` / `lock`): a built layer refuses new attributes
@@ -22,8 +23,24 @@ Uses:
   `Node.operation`: the graph a functional model runs. A keras-hub backbone
   hands the embedding sequence and the padding mask to its transformer
   layers only through this graph, and rebuilding the graph would lose the
-  backbone's class (design.md fact 4); prompt tuning makes the graph run a
-  wrapper in place of a layer (`replace_node`).
+  backbone's class (`keras.models.clone_model` returns a plain
+  `Functional`, without the task's preprocessor); prompt tuning makes the
+  graph run a wrapper in place of a layer (`replace_node`).
+- `BaseOptimizer._iterations` (`apply_counter`): the variable counting
+  `apply` calls. With `gradient_accumulation_steps`, the public
+  `iterations` is that count divided by the steps, a tensor that cannot be
+  incremented, and Keras evaluates learning-rate schedules at the count
+  itself; `LayerwiseOptimizer` owns `apply` and must do both.
+- `BaseOptimizer._use_weight_decay` (`uses_weight_decay`): the weights
+  excluded with the public `exclude_from_weight_decay` are kept only in
+  private attributes (`_exclude_from_weight_decay`, a set of variable keys,
+  and `_exclude_from_weight_decay_pattern`) and not in the optimizer's
+  config, so `LayerwiseOptimizer`'s group copies, made from the config,
+  would lose them; this method is Keras's own rule for reading them.
+- `tf.__internal__.distribute.strategy_supports_no_merge_call`
+  (`syncs_without_merge_call`): whether replicas sum gradients without
+  `merge_call`, which cannot run inside a `cond`; Keras's
+  `LossScaleOptimizer` checks the same before choosing its branch.
 """
 
 import contextlib
@@ -98,7 +115,7 @@ def is_rebuildable(model):
     """Whether `keras.models.clone_model` rebuilds `model` as the same kind
     of model: plain functional and Sequential models, not subclasses (a
     keras-hub task would come back as a plain `Functional`, losing its
-    class and preprocessor; design.md fact 4)."""
+    class and preprocessor)."""
     return type(model) is keras.Sequential or (
         type(model).__name__ == "Functional" and is_functional(model)
     )
@@ -144,3 +161,23 @@ def replace_node(model, old, new):
         ]
         kept.insert(len(kept) if index is None else index, new)
         tracked[:] = kept
+
+
+def apply_counter(optimizer):
+    """The variable that counts `optimizer.apply` calls (what Keras's
+    learning-rate schedules are evaluated at), also with gradient
+    accumulation, where `optimizer.iterations` counts steps instead."""
+    return optimizer._iterations
+
+
+def uses_weight_decay(optimizer, variable):
+    """Whether `optimizer` applies its weight decay (when it has one) to
+    `variable`: not when its `exclude_from_weight_decay` excluded it."""
+    return optimizer._use_weight_decay(variable)
+
+
+def syncs_without_merge_call():
+    """Whether the current distribution strategy's replicas sync without
+    `merge_call` (no strategy, TPUs, XLA on GPUs): then a `cond` may step an
+    optimizer in the replica context."""
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()

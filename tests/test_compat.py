@@ -1,5 +1,6 @@
 """Every private attribute kfinetune.compat touches, checked against the
-installed Keras and keras-hub (design.md fact 8)."""
+installed Keras and keras-hub: private attributes change without notice, so
+an upgrade that breaks one must fail here first."""
 
 import keras
 import pytest
@@ -105,3 +106,37 @@ def test_replace_node_runs_the_new_layer_and_undoes_cleanly(tmp_path):
     wrapped = Doubled(layer_1)
     compat.replace_node(backbone, layer_1, wrapped)
     assert backbone.transformer_layers[1] is wrapped
+
+
+def test_apply_counter_counts_every_apply_also_with_accumulation():
+    variable = keras.Variable([1.0, 2.0])
+    optimizer = keras.optimizers.SGD(0.1, gradient_accumulation_steps=2)
+    for _ in range(3):
+        optimizer.apply([keras.ops.ones(2)], [variable])
+    counter = compat.apply_counter(optimizer)
+    assert isinstance(counter, keras.Variable)
+    assert int(counter) == 3 and int(optimizer.iterations) == 1
+    counter.assign_add(1)
+    assert int(optimizer.iterations) == 2
+
+
+def test_uses_weight_decay_reads_the_exclusions_the_config_drops():
+    kept, by_name, by_weight = (
+        keras.Variable([1.0, 2.0], name=name)
+        for name in ("kernel", "bias", "gamma")
+    )
+    variables = (kept, by_name, by_weight)
+    optimizer = keras.optimizers.AdamW(weight_decay=0.1)
+    optimizer.exclude_from_weight_decay(
+        var_list=[by_weight], var_names=["bias"]
+    )
+    uses = [compat.uses_weight_decay(optimizer, v) for v in variables]
+    assert uses == [True, False, False]
+    copy = type(optimizer).from_config(optimizer.get_config())
+    assert all(compat.uses_weight_decay(copy, v) for v in variables)
+
+
+def test_syncs_without_merge_call_except_under_mirrored_strategy_on_cpu():
+    assert compat.syncs_without_merge_call()
+    with testing.two_cpu_strategy().scope():
+        assert not compat.syncs_without_merge_call()
