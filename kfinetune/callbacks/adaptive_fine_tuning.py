@@ -3,41 +3,63 @@
 import keras
 import numpy as np
 
-from kfinetune.callbacks.gradual_unfreezing import GradualUnfreezing
+from kfinetune import checks
+from kfinetune.callbacks.stages import Stages
+from kfinetune.optimizers.layer_groups import LayerGroups
+from kfinetune.optimizers.layer_groups import as_layer_groups
 
 ACTIONS = ("unfreeze_next", "reduce_lr")
+MODES = ("min", "max", "auto")
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
-class AdaptiveFineTuning(GradualUnfreezing):
+class AdaptiveFineTuning(keras.callbacks.Callback):
     """Unfreezes the next layer group, or cuts the learning rate, when the
     monitored metric stops improving.
 
-    Training starts with the top group only (like `GradualUnfreezing`);
-    after `patience` epochs without an improvement of `monitor` by more than
-    `min_delta`, `action="unfreeze_next"` unfreezes the next group down
-    (once every group trains, it cuts the learning rate instead) and
-    `action="reduce_lr"` multiplies the `LayerwiseOptimizer`'s learning-rate
-    scale by `factor`, keeping the ratios between groups.
+    Training starts with the top group only (like `GradualUnfreezing`).
+    When `monitor` has not improved by more than `min_delta` for
+    `patience` epochs in a row, the next epoch without improvement acts:
+    `action="unfreeze_next"` unfreezes the next group down (once every
+    group trains, it cuts the learning rate instead) and
+    `action="reduce_lr"` multiplies the `LayerwiseOptimizer`'s learning
+    rate by `factor`, keeping the ratios between groups. The count of
+    epochs without improvement then starts again.
+
+    Groups are frozen as with `GradualUnfreezing`: by retracing the train
+    function (`retrace=True`), or with one graph in which the
+    `LayerwiseOptimizer` skips frozen groups (`retrace=False`, for TPUs).
+    Weights and BatchNormalization layers frozen before `fit` are never
+    unfrozen, and the trainable flags are put back when `fit` ends.
 
     Unlike `GradualUnfreezing`, the stage depends on the metric's history,
-    which `BackupAndRestore` does not save: a resumed run starts again from
-    the top group.
+    which `BackupAndRestore` does not save: every `fit` (a resumed run too)
+    starts again from the top group.
+
+    The model's optimizer must be a `LayerwiseOptimizer` over the same
+    groups (optionally inside a `LossScaleOptimizer`).
 
     Args:
         groups: the `LayerGroups` of the model, bottom to top.
-        monitor: the metric to watch. Defaults to `"val_loss"`.
-        patience: epochs without improvement before acting. Defaults to `1`.
+        monitor: the name of the metric to watch, a key of the epoch logs.
+            Defaults to `"val_loss"`.
+        patience: epochs without improvement to wait before acting, a
+            non-negative integer (`0` acts on the first). Defaults to `1`.
         action: `"unfreeze_next"` or `"reduce_lr"`. Defaults to
             `"unfreeze_next"`.
-        factor: learning-rate multiplier for `"reduce_lr"`, in `(0, 1)`.
-            Defaults to `0.5`.
-        min_delta: the smallest change that counts as an improvement.
-            Defaults to `0.0`.
-        mode: `"min"`, `"max"` or `"auto"` (max for accuracy-like names).
-            Defaults to `"auto"`.
-        **kwargs: `mode`-independent `GradualUnfreezing` arguments:
-            `retrace`, `train_batchnorm`, `verbose`.
+        factor: learning-rate multiplier, in `(0, 1)`. Defaults to `0.5`.
+        min_delta: the smallest change that counts as an improvement, a
+            non-negative number. Defaults to `0.0`.
+        mode: `"min"` (lower is better), `"max"` or `"auto"` (max when
+            `monitor` names an accuracy or F1, else min). Defaults to
+            `"auto"`.
+        retrace: freeze groups by retracing the train function (`True`) or
+            by optimizer masking in one graph (`False`). Defaults to
+            `True`.
+        train_batchnorm: keep BatchNormalization layers of frozen groups
+            trainable; needs `retrace=True`. Defaults to `False`.
+        verbose: `1` prints each stage change and learning-rate cut, `0`
+            is silent. Defaults to `1`.
 
     Example:
 
@@ -61,61 +83,61 @@ class AdaptiveFineTuning(GradualUnfreezing):
         train_batchnorm=False,
         verbose=1,
     ):
-        super().__init__(
-            groups,
-            mode="retrace" if retrace else "static",
-            train_batchnorm=train_batchnorm,
-            verbose=verbose,
-        )
-        if action not in ACTIONS:
+        super().__init__()
+        groups = as_layer_groups(groups)
+        if not isinstance(monitor, str) or not monitor:
             raise ValueError(
-                f"`action` must be one of {ACTIONS}. "
-                f"Received: action={action!r}"
+                "`monitor` must be the name of a metric. "
+                f"Received: monitor={monitor!r}"
             )
-        if (
-            isinstance(patience, bool)
-            or not isinstance(patience, int)
-            or (patience < 0)
-        ):
+        checks.non_negative_integer("patience", patience)
+        checks.one_of("action", action, ACTIONS)
+        checks.in_range("factor", factor, 0, 1, low_closed=False)
+        checks.at_least("min_delta", min_delta, 0)
+        checks.one_of("mode", mode, MODES)
+        checks.boolean("retrace", retrace)
+        checks.boolean("train_batchnorm", train_batchnorm)
+        checks.one_of("verbose", verbose, (0, 1))
+        if train_batchnorm and not retrace:
             raise ValueError(
-                "`patience` must be a non-negative integer. "
-                f"Received: patience={patience!r}"
+                "`train_batchnorm=True` needs `retrace=True`: one static "
+                "graph cannot switch BatchNormalization layers. "
+                f"Received: train_batchnorm={train_batchnorm}, "
+                f"retrace={retrace}"
             )
-        if not 0 < factor < 1:
-            raise ValueError(
-                f"`factor` must be in (0, 1). Received: factor={factor!r}"
-            )
-        if mode not in ("min", "max", "auto"):
-            raise ValueError(
-                "`mode` must be 'min', 'max' or 'auto'. "
-                f"Received: mode={mode!r}"
-            )
-        if mode == "auto":
-            mode = "max" if "acc" in monitor or "f1" in monitor else "min"
+        self.groups = groups
         self.monitor = monitor
         self.patience = patience
         self.action = action
         self.factor = factor
         self.min_delta = min_delta
-        self.direction = mode
+        self.mode = mode
+        self.retrace = retrace
+        self.train_batchnorm = train_batchnorm
+        self.verbose = verbose
+        if mode == "auto":
+            mode = "max" if "acc" in monitor or "f1" in monitor else "min"
+        self._higher_is_better = mode == "max"
+        self._stages = Stages(
+            groups,
+            retrace=retrace,
+            train_batchnorm=train_batchnorm,
+            caller="AdaptiveFineTuning",
+        )
+
+    @property
+    def stage(self):
+        """The current stage (from 0): the top `stage + 1` groups train."""
+        return self._stages.stage
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._best = -np.inf if self.direction == "max" else np.inf
+        self._stages.begin(self.model)
+        self._best = -np.inf if self._higher_is_better else np.inf
         self._wait = 0
         self._set_stage(0)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        # The stage follows the metric, not the epoch.
-        pass
-
-    def on_train_batch_begin(self, batch, logs=None):
-        pass
-
-    def _improved(self, value):
-        if self.direction == "max":
-            return value > self._best + self.min_delta
-        return value < self._best - self.min_delta
+    def on_train_end(self, logs=None):
+        self._stages.end()
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -133,30 +155,46 @@ class AdaptiveFineTuning(GradualUnfreezing):
         if self._wait <= self.patience:
             return
         self._wait = 0
-        last = len(self.groups) - 1
+        reason = f"{self.monitor} did not improve for {self.patience + 1}"
+        reason += " epoch" if self.patience == 0 else " epochs"
+        last = self._stages.count - 1
         if self.action == "unfreeze_next" and self.stage < last:
-            self._set_stage(self.stage + 1)
+            self._set_stage(self.stage + 1, reason)
             return
-        optimizer = self._optimizer()
-        new_rate = float(optimizer.learning_rate) * self.factor
-        optimizer.learning_rate = new_rate
+        optimizer = self._stages.optimizer()
+        optimizer.learning_rate = float(optimizer.learning_rate) * self.factor
         if self.verbose:
             print(
-                f"AdaptiveFineTuning: {self.monitor} plateaued; learning "
-                f"rate scale now {float(optimizer.scale):.3g}"
+                f"AdaptiveFineTuning: {reason}; learning rate now "
+                f"{float(optimizer.learning_rate):.3g}"
             )
 
+    def _improved(self, value):
+        if self._higher_is_better:
+            return value > self._best + self.min_delta
+        return value < self._best - self.min_delta
+
+    def _set_stage(self, stage, reason=None):
+        if self._stages.set(stage) and self.verbose:
+            prefix = f"{reason}; " if reason else ""
+            print(f"AdaptiveFineTuning: {prefix}{self._stages.describe()}")
+
     def get_config(self):
-        config = super().get_config()
-        config.pop("every")
-        config.pop("unit")
-        config["retrace"] = config.pop("mode") == "retrace"
         return {
-            **config,
+            "groups": self.groups.get_config(),
             "monitor": self.monitor,
             "patience": self.patience,
             "action": self.action,
             "factor": self.factor,
             "min_delta": self.min_delta,
-            "mode": self.direction,
+            "mode": self.mode,
+            "retrace": self.retrace,
+            "train_batchnorm": self.train_batchnorm,
+            "verbose": self.verbose,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["groups"] = LayerGroups(config["groups"])
+        return cls(**config)

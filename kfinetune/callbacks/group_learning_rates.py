@@ -2,15 +2,17 @@
 
 import keras
 
-from kfinetune.optimizers.layerwise_optimizer import LayerwiseOptimizer
+from kfinetune.callbacks.stages import layerwise_optimizer
 
 
+@keras.saving.register_keras_serializable(package="kfinetune")
 class GroupLearningRates(keras.callbacks.Callback):
     """Adds every group's current learning rate to the epoch logs.
 
     The logs then carry `lr/<group>` entries, which `keras.callbacks.
     TensorBoard` writes as scalars and `CSVLogger` as columns. Put this
-    callback before the TensorBoard callback.
+    callback before the TensorBoard callback. The model's optimizer must be
+    a `LayerwiseOptimizer` (optionally inside a `LossScaleOptimizer`).
 
     Example:
 
@@ -29,13 +31,13 @@ class GroupLearningRates(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        optimizer = self.model.optimizer
-        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-        if not isinstance(optimizer, LayerwiseOptimizer):
-            raise ValueError(
-                "GroupLearningRates needs a model compiled with a "
-                "kfinetune.optimizers.LayerwiseOptimizer. Received: "
-                f"optimizer={type(optimizer).__name__}"
-            )
+        optimizer = layerwise_optimizer(self.model, "GroupLearningRates")
         for name in optimizer.groups.names:
             logs[f"lr/{name}"] = float(optimizer.group_learning_rate(name))
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -31,10 +31,21 @@ def compiled():
     return model, groups
 
 
-def test_unfreezes_the_next_group_on_a_plateau():
+def weights(model):
+    return {v.path: v.numpy().copy() for v in model.weights}
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_unfreezes_the_next_group_on_a_plateau(retrace):
     model, groups = compiled()
+    start = weights(model)
     adaptive = callbacks.AdaptiveFineTuning(
-        groups, monitor="scripted", patience=0, mode="min", verbose=0
+        groups,
+        monitor="scripted",
+        patience=0,
+        mode="min",
+        retrace=retrace,
+        verbose=0,
     )
     model.fit(
         X,
@@ -43,11 +54,44 @@ def test_unfreezes_the_next_group_on_a_plateau():
         verbose=0,
         callbacks=[Feed([1.0, 0.5, 0.6, 0.7]), adaptive],
     )
-    # Improved at epochs 0 and 1; plateaued at 2 and 3: two more groups.
+    # Improved at epochs 0 and 1; plateaued at 2 and 3: two more groups,
+    # of which only the first had an epoch to train.
     assert adaptive.stage == 2
+    end = weights(model)
+    moved = {
+        name: any(not np.array_equal(end[p], start[p]) for p in groups[name])
+        for name in groups.names
+    }
+    assert moved == {
+        "embeddings": False,
+        "block_0": False,
+        "block_1": True,
+        "head": True,
+    }
 
 
-def test_reduces_the_learning_rate_scale_on_a_plateau():
+@pytest.mark.parametrize("min_delta, stage", [(0.0, 0), (0.1, 2)])
+def test_smaller_changes_than_min_delta_are_plateaus(min_delta, stage):
+    model, groups = compiled()
+    adaptive = callbacks.AdaptiveFineTuning(
+        groups,
+        monitor="scripted",
+        patience=0,
+        min_delta=min_delta,
+        mode="min",
+        verbose=0,
+    )
+    model.fit(
+        X,
+        Y,
+        epochs=3,
+        verbose=0,
+        callbacks=[Feed([1.0, 0.95, 0.9]), adaptive],
+    )
+    assert adaptive.stage == stage
+
+
+def test_reduces_the_learning_rate_on_a_plateau_and_says_so(capsys):
     model, groups = compiled()
     adaptive = callbacks.AdaptiveFineTuning(
         groups,
@@ -56,7 +100,6 @@ def test_reduces_the_learning_rate_scale_on_a_plateau():
         action="reduce_lr",
         factor=0.5,
         mode="max",
-        verbose=0,
     )
     model.fit(
         X,
@@ -66,7 +109,34 @@ def test_reduces_the_learning_rate_scale_on_a_plateau():
         callbacks=[Feed([0.5, 0.5, 0.5, 0.9]), adaptive],
     )
     assert adaptive.stage == 0
-    assert float(model.optimizer.scale) == pytest.approx(0.5)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    out = capsys.readouterr().out
+    assert "AdaptiveFineTuning: stage 1/4, training ['head']" in out
+    assert (
+        "AdaptiveFineTuning: scripted did not improve for 2 epochs; "
+        "learning rate now 0.05"
+    ) in out
+
+
+def test_unfreezing_every_group_then_cuts_the_learning_rate(capsys):
+    model, groups = compiled()
+    adaptive = callbacks.AdaptiveFineTuning(
+        groups, monitor="scripted", patience=0, mode="min"
+    )
+    model.fit(
+        X,
+        Y,
+        epochs=5,
+        verbose=0,
+        callbacks=[Feed([1.0, 1.0, 1.0, 1.0, 1.0]), adaptive],
+    )
+    assert adaptive.stage == 3
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    out = capsys.readouterr().out
+    assert (
+        "scripted did not improve for 1 epoch; stage 2/4, training "
+        "['block_1', 'head']"
+    ) in out
 
 
 def test_missing_metric_is_a_clear_error():
@@ -88,6 +158,15 @@ def test_missing_metric_is_a_clear_error():
         ({"patience": -1}, "patience=-1"),
         ({"factor": 1.5}, "factor=1.5"),
         ({"mode": "up"}, "mode='up'"),
+        ({"monitor": ""}, "monitor=''"),
+        ({"patience": 1.5}, "patience=1.5"),
+        ({"factor": "0.5"}, "factor='0.5'"),
+        ({"min_delta": -0.1}, "min_delta=-0.1"),
+        ({"min_delta": "0"}, "min_delta='0'"),
+        ({"retrace": "no"}, "retrace='no'"),
+        ({"train_batchnorm": 1}, "train_batchnorm=1"),
+        ({"retrace": False, "train_batchnorm": True}, "needs `retrace=True`"),
+        ({"verbose": 2}, "verbose=2"),
     ],
 )
 def test_bad_arguments(kwargs, message):

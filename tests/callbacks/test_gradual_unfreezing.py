@@ -143,6 +143,63 @@ def test_batchnorm_option_on_a_conv_model():
         assert bn_moved == train_bn
 
 
+def test_never_unfreezes_a_batchnorm_layer_frozen_before_fit():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    bn = model.get_layer("bn")
+    bn.trainable = False
+    groups = optimizers.layer_groups(
+        model, {"body": "conv/.*|bn/.*", "head": "out/.*"}
+    )
+    model.compile(
+        optimizers.LayerwiseOptimizer(keras.optimizers.SGD(0.1), groups),
+        LOSS,
+    )
+    before = [w.numpy().copy() for w in bn.weights]
+    conv = model.get_layer("conv").kernel.numpy().copy()
+    images = np.random.default_rng(0).normal(size=(16, 8, 8, 3))
+    model.fit(
+        images,
+        Y,
+        epochs=2,
+        verbose=0,
+        callbacks=[callbacks.GradualUnfreezing(groups, verbose=0)],
+    )
+    # The body group trained in the second stage, its frozen layer did not.
+    assert not np.array_equal(model.get_layer("conv").kernel, conv)
+    for w, b in zip(bn.weights, before, strict=True):
+        np.testing.assert_array_equal(w.numpy(), b)
+    assert not bn.trainable
+    assert not any(w.trainable for w in bn.weights)
+
+
+def test_one_callback_serves_two_models():
+    def build():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        x = keras.layers.Dense(5, name="bottom")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2, name="top")(x))
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    first, second = build(), build()
+    groups = optimizers.layer_groups(first)
+    unfreezing = callbacks.GradualUnfreezing(groups, verbose=0)
+    for model in (first, second):
+        model.compile(
+            optimizers.LayerwiseOptimizer(keras.optimizers.SGD(0.1), groups),
+            LOSS,
+        )
+        bottom = model.get_layer("bottom").kernel.numpy().copy()
+        model.fit(x, Y, epochs=1, verbose=0, callbacks=[unfreezing])
+        # The first stage trains the top group only, on either model.
+        np.testing.assert_array_equal(model.get_layer("bottom").kernel, bottom)
+        assert all(w.trainable for w in model.weights)
+
+
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -187,6 +244,13 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
         ({"every": 0}, "every=0"),
         ({"unit": "batch"}, "unit='batch'"),
         ({"mode": "fast"}, "mode='fast'"),
+        ({"every": True}, "every=True"),
+        ({"train_batchnorm": "yes"}, "train_batchnorm='yes'"),
+        ({"verbose": 2}, "verbose=2"),
+        (
+            {"mode": "static", "train_batchnorm": True},
+            "needs `mode='retrace'`",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, message):
