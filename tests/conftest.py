@@ -2,14 +2,16 @@
 
 TensorFlow can split the CPU into logical devices only before it initialises,
 so this runs first: two logical CPUs let `MirroredStrategy` tests run on a
-one-CPU machine (design.md fact 7).
+one-CPU machine. Tests that need one create the strategy themselves
+(`kfinetune.testing.two_cpu_strategy`).
 """
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Nothing in the tests may touch the network (design.md).
+# Nothing in the tests may touch the network: they must pass offline and
+# never wait on a download.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TFDS_DISABLE_GCS"] = "1"
 

@@ -1,9 +1,15 @@
 import csv
 import json
+import pathlib
+import zipfile
 
+import h5py
 import pytest
 
 from kfinetune import cli
+from kfinetune import data
+
+SAMPLE_CSV = pathlib.Path(__file__).parent.parent / "examples/data/reviews.csv"
 
 POSITIVE = ["i love this", "what a great day", "best movie ever", "so happy"]
 NEGATIVE = ["i hate this", "what an awful day", "worst film ever", "so sad"]
@@ -25,7 +31,16 @@ def test_bad_arguments_exit_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_fine_tunes_minilm_on_a_csv_file(tmp_path, capsys):
+def test_sample_csv_loads_as_documented():
+    texts = data.from_csv(SAMPLE_CSV, "review", "stars")
+    assert len(texts) == 40
+    assert texts.class_names == ("1", "2", "3", "4", "5")
+    assert list(texts.class_counts().values()) == [8] * 5
+
+
+def test_fine_tunes_minilm_on_a_csv_file_and_saves_no_optimizer_state(
+    tmp_path, capsys
+):
     path = tmp_path / "reviews.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -58,5 +73,10 @@ def test_fine_tunes_minilm_on_a_csv_file(tmp_path, capsys):
     assert metrics["trainable_parameters"] == metrics["total_parameters"]
     assert metrics["keras_round_trip_max_difference"] < 1e-4
     assert metrics["saved_model_max_difference"] < 1e-4
-    assert (out_dir / "model.keras").exists()
     assert (out_dir / "saved_model" / "saved_model.pb").exists()
+    with zipfile.ZipFile(out_dir / "model.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as weights:
+        slots = weights["optimizer/vars"].values()
+        # A fresh optimizer's step count and learning rate, no AdamW slots.
+        assert [slot.shape for slot in slots] == [(), ()]

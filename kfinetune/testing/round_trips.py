@@ -1,8 +1,9 @@
 """Round-trip and equivalence checks that every kfinetune feature must pass.
 
 Each helper compares models through `model.predict` (compiled functions go
-stale after structural changes, design.md fact 5, so `model(x)` alone can
-hide a bug) and raises `AssertionError` with the largest difference.
+stale after structural changes: Keras keeps running the graph it traced
+until they are reset, so `model(x)` alone can hide a bug) and raises
+`AssertionError` with the largest difference.
 """
 
 import contextlib
@@ -233,8 +234,9 @@ def two_cpu_strategy():
     weights fails ("Shape mismatch in the collective instance 100").
 
     The devices must have been configured before TensorFlow initialised
-    (kfinetune's test `conftest.py` does it); see design.md fact 7. Never
-    combine it with `jit_compile=True` on CPU.
+    (kfinetune's test `conftest.py` does it). Never combine it with
+    `jit_compile=True` on CPU: XLA then reads a resource on `CPU:1` from
+    `CPU:0` and fails, even for a plain BERT.
 
     Raises:
         RuntimeError: fewer than two logical CPU devices exist.
@@ -270,7 +272,8 @@ def assert_mirrored_consistent(build_model, x, y, steps=3, rtol=1e-3, **kwargs):
     if kwargs.get("jit_compile"):
         raise ValueError(
             "MirroredStrategy with jit_compile=True fails on CPU "
-            "(design.md fact 7); test them separately. "
+            "(XLA reads a resource on CPU:1 from CPU:0); test them "
+            "separately. "
             f"Received: jit_compile={kwargs['jit_compile']}"
         )
     single = fit_and_predict(build_model, x, y, steps, **kwargs)
