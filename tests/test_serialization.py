@@ -46,6 +46,7 @@ def bert_groups():
 def peft_model():
     model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig(2))
     model = peft.apply(model, peft.AdapterConfig(size=4), name="adapter")
+    peft.set_active(model, ["default", "adapter"])
     peft.merge(model, "default")
     return model
 

@@ -7,9 +7,12 @@ from kfinetune.peft.compiled_functions import reset_compiled_functions
 from kfinetune.peft.peft_model import require
 
 
-def _names(model, name, default):
+def _names(model, name, active_only):
     require(model)
-    names = list(default) if name is None else [name]
+    if name is not None:
+        names = [name]
+    else:
+        names = list(model.active if active_only else model.adapters)
     require(model, names)
     return names
 
@@ -40,7 +43,7 @@ def merge(model, name=None):
     model.export("saved_model")
     ```
     """
-    names = _names(model, name, model.active)
+    names = _names(model, name, active_only=True)
     if name is not None and name not in model.active:
         raise ValueError(
             f"The adapter {name!r} is not active (active: {model.active}), "
@@ -65,7 +68,9 @@ def unmerge(model, name=None):
     kfinetune.peft.unmerge(model)
     ```
     """
-    adapter_state.set_merged(model, _names(model, name, model.adapters), False)
+    adapter_state.set_merged(
+        model, _names(model, name, active_only=False), False
+    )
 
 
 def merge_and_unload(model):
