@@ -1,0 +1,441 @@
+"""`CRF`: a linear-chain conditional random field, and `CRFLoss`."""
+
+import keras
+from keras import ops
+
+from kfinetune import checks
+
+
+def _float_mask(mask, emissions):
+    if mask is None:
+        return ops.ones(ops.shape(emissions)[:2], "float32")
+    return ops.cast(mask, "float32")
+
+
+def _steps(emissions, mask):
+    """The scan input of every step after the first: time-major emissions
+    with the mask as an extra last column.
+
+    One tensor, not a tuple: Keras's TensorFlow `scan` fails on several
+    inputs whose time dimension is unknown (as in `model.export`).
+    """
+    steps = ops.concatenate([emissions, mask[:, :, None]], axis=-1)
+    return ops.moveaxis(steps[:, 1:], 1, 0)
+
+
+def _scan(step, carry, steps, reverse=False):
+    """`keras.ops.scan`, unrolled in Python when the time dimension is
+    static.
+
+    XLA cannot differentiate Keras's TensorFlow `scan` (a while loop
+    without a maximum iteration count), so training under
+    `jit_compile=True` needs the unrolled loop; a dynamic time dimension
+    (as in `model.export`) needs the real loop.
+    """
+    time = steps.shape[0]
+    if time is None:
+        return ops.scan(step, carry, steps, reverse=reverse)
+    outputs = []
+    for t in reversed(range(time)) if reverse else range(time):
+        carry, output = step(carry, steps[t])
+        outputs.append(output)
+    if reverse:
+        outputs.reverse()
+    if not outputs or outputs[0] is None:
+        return carry, None
+    return carry, keras.tree.map_structure(lambda *x: ops.stack(x), *outputs)
+
+
+def _split(step):
+    return step[:, :-1], step[:, -1:]
+
+
+def _log_partition(emissions, mask, transitions, start, end):
+    """The log-partition `log Z` of each sequence (forward algorithm).
+
+    Args:
+        emissions: per-token potentials, `(batch, time, num_labels)`.
+        mask: `(batch, time)`, 1 for tokens and 0 for padding at the end,
+            or `None` for no padding.
+        transitions: `(num_labels, num_labels)`, `[i, j]` scores tag `i`
+            followed by tag `j`.
+        start: `(num_labels,)`, the score of starting with each tag.
+        end: `(num_labels,)`, the score of ending with each tag.
+
+    Returns:
+        `(batch,)` float32.
+    """
+    emissions = ops.cast(emissions, "float32")
+    mask = _float_mask(mask, emissions)
+
+    def step(alpha, inputs):
+        emission, m = _split(inputs)
+        scores = alpha[:, :, None] + transitions[None] + emission[:, None, :]
+        new = ops.logsumexp(scores, axis=1)
+        return new * m + alpha * (1.0 - m), None
+
+    alpha = start[None] + emissions[:, 0]
+    alpha, _ = _scan(step, alpha, _steps(emissions, mask))
+    return ops.logsumexp(alpha + end[None], axis=1)
+
+
+def _sequence_score(emissions, tags, mask, transitions, start, end):
+    """The unnormalised score of the tag path `tags` of each sequence.
+
+    Args:
+        emissions: see `_log_partition`.
+        tags: `(batch, time)` integer tags; values at padding are ignored.
+        mask: see `_log_partition`.
+        transitions: see `_log_partition`.
+        start: see `_log_partition`.
+        end: see `_log_partition`.
+
+    Returns:
+        `(batch,)` float32.
+    """
+    emissions = ops.cast(emissions, "float32")
+    mask = _float_mask(mask, emissions)
+    num_labels = ops.shape(emissions)[-1]
+    # Padding tags may be anything (e.g. -1): clip them into range; the
+    # mask zeroes their contribution.
+    tags = ops.clip(ops.cast(tags, "int32"), 0, num_labels - 1)
+    one_hot = ops.one_hot(tags, num_labels, dtype="float32")
+    unary = ops.sum(ops.sum(emissions * one_hot, axis=-1) * mask, axis=1)
+    pairs = ops.einsum(
+        "bti,ij,btj->bt", one_hot[:, :-1], transitions, one_hot[:, 1:]
+    )
+    binary = ops.sum(pairs * mask[:, 1:], axis=1)
+    last = ops.cast(ops.sum(mask, axis=1), "int32") - 1
+    last_tags = ops.take_along_axis(tags, ops.maximum(last, 0)[:, None], 1)
+    last_one_hot = ops.one_hot(last_tags[:, 0], num_labels, dtype="float32")
+    return (
+        unary
+        + binary
+        + ops.sum(one_hot[:, 0] * start[None], axis=1)
+        + ops.sum(last_one_hot * end[None], axis=1)
+    )
+
+
+def _decode(emissions, mask, transitions, start, end):
+    """The highest-scoring tag path of each sequence (Viterbi).
+
+    Args:
+        emissions: see `_log_partition`.
+        mask: see `_log_partition`.
+        transitions: see `_log_partition`.
+        start: see `_log_partition`.
+        end: see `_log_partition`.
+
+    Returns:
+        `(batch, time)` int32 tags, 0 at padding.
+    """
+    emissions = ops.cast(emissions, "float32")
+    mask = _float_mask(mask, emissions)
+    num_labels = ops.shape(emissions)[-1]
+    identity = ops.arange(num_labels, dtype="int32")[None]
+
+    # Keras's TensorFlow `scan` needs each step's output to have the
+    # structure and dtypes of the carry: the back-pointers ride in both.
+    def forward(carry, inputs):
+        delta, _ = carry
+        emission, keep = _split(inputs)
+        scores = delta[:, :, None] + transitions[None]
+        pointers = ops.cast(ops.argmax(scores, axis=1), "int32")
+        new = ops.max(scores, axis=1) + emission
+        # At padding the path stays put: the score is carried over and the
+        # back-pointer is the identity, so backtracking walks through the
+        # padding to the last real token unchanged.
+        delta = new * keep + delta * (1.0 - keep)
+        pointers = ops.where(keep > 0, pointers, identity)
+        return (delta, pointers), (delta, pointers)
+
+    delta = start[None] + emissions[:, 0]
+    (delta, _), outputs = _scan(
+        forward,
+        (delta, ops.zeros_like(delta, "int32")),
+        _steps(emissions, mask),
+    )
+    best = ops.cast(ops.argmax(delta + end[None], axis=1), "int32")
+    pointers = None if outputs is None else outputs[1]
+
+    def backward(tag, pointer):
+        previous = ops.take_along_axis(pointer, tag[:, None], axis=1)[:, 0]
+        return previous, tag
+
+    if pointers is None:
+        # A static time dimension of 1: there is nothing to backtrack.
+        tags = best[:, None]
+    else:
+        first, rest = _scan(backward, best, pointers, reverse=True)
+        tags = ops.concatenate(
+            [first[:, None], ops.moveaxis(rest, 0, 1)], axis=1
+        )
+    return tags * ops.cast(mask, "int32")
+
+
+@keras.saving.register_keras_serializable(package="kfinetune")
+class CRF(keras.layers.Layer):
+    """Linear-chain conditional random field over per-token potentials.
+
+    Put it after a layer that scores every tag at every token (for example a
+    `Dense(num_labels)` on a backbone's sequence output). It learns a
+    `transitions` matrix (`[i, j]` scores tag `i` followed by tag `j`) and
+    `start` / `end` scores, so the tags are decoded jointly.
+
+    * In inference (`training=False`: `predict`, `evaluate`, `model.export`)
+      it returns the Viterbi path, int32 tags of shape `(batch, time)`, with
+      0 at padding.
+    * In training (`training=True`: `fit`) it returns its potentials packed
+      in one float tensor, which `kfinetune.layers.CRFLoss` turns into the
+      negative log-likelihood of the gold tags. Compile with
+      `loss=kfinetune.layers.CRFLoss()` and train with a plain
+      `model.fit(x, y)`, `y` the `(batch, time)` integer tags.
+
+    Why a packed output and a separate loss: a Keras loss sees only
+    `(y_true, y_pred)`, and the likelihood needs the transition weights and
+    the mask as well as the emissions. Putting them in the training output
+    keeps the model an ordinary functional model (no custom `train_step`,
+    no gold tags as a model input, gradients reach the transitions through
+    the loss), and the saved model holds nothing but this layer and its
+    weights. The training output is not meant to be read: use `predict`
+    for tags. Since `evaluate` also runs in inference, `CRFLoss` reports
+    there the fraction of wrongly decoded tags instead of the likelihood.
+
+    The log-likelihood uses the forward algorithm and decoding the Viterbi
+    algorithm, both as `keras.ops.scan` loops over time: they run under
+    `jit_compile=True` (XLA) and in exported SavedModels, with any sequence
+    length. Computation is in float32 whatever the dtype policy.
+
+    Masks are left-aligned: 1 for the tokens, then 0 for padding at the end
+    (keras-hub's `padding_mask`). Pass one as `mask=`, or let Keras
+    propagate it from the previous layer. Padded positions change nothing:
+    not the likelihood, not the decoded tags of the real tokens. The first
+    token of every sequence is always scored.
+
+    Args:
+        num_labels: the number of tags, at least 2.
+        **kwargs: base layer arguments such as `name`.
+
+    Input shape:
+        `(batch, time, num_labels)` potentials, and an optional mask
+        `(batch, time)`.
+
+    Output shape:
+        Inference: `(batch, time)` int32 tags. Training: a float32 tensor
+        `(batch, time + num_labels + 2, num_labels + 1)` read by `CRFLoss`.
+
+    Example:
+
+    ```python
+    backbone = kfinetune.testing.small_bert_backbone()
+    inputs = backbone.input
+    hidden = backbone(inputs)["sequence_output"]
+    emissions = keras.layers.Dense(5)(hidden)
+    tags = kfinetune.layers.CRF(5)(emissions, mask=inputs["padding_mask"])
+    model = keras.Model(inputs, tags)
+    model.compile("adam", loss=kfinetune.layers.CRFLoss())
+    ```
+    """
+
+    def __init__(self, num_labels, **kwargs):
+        checks.at_least("num_labels", num_labels, 2, integer=True)
+        super().__init__(**kwargs)
+        self.num_labels = num_labels
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        last = input_shape[-1]
+        if len(input_shape) != 3 or last != self.num_labels:
+            raise ValueError(
+                "`CRF` expects potentials of shape (batch, time, "
+                f"num_labels={self.num_labels}). Received: "
+                f"input_shape={tuple(input_shape)}"
+            )
+        self.transitions = self.add_weight(
+            name="transitions",
+            shape=(self.num_labels, self.num_labels),
+            initializer="zeros",
+        )
+        self.start = self.add_weight(
+            name="start", shape=(self.num_labels,), initializer="zeros"
+        )
+        self.end = self.add_weight(
+            name="end", shape=(self.num_labels,), initializer="zeros"
+        )
+
+    def _parameters(self):
+        return (
+            ops.cast(self.transitions, "float32"),
+            ops.cast(self.start, "float32"),
+            ops.cast(self.end, "float32"),
+        )
+
+    def log_partition(self, emissions, mask=None):
+        """The log-partition `log Z` of each sequence (forward algorithm).
+
+        Args:
+            emissions: potentials `(batch, time, num_labels)`.
+            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
+                padding).
+
+        Returns:
+            `(batch,)` float32.
+
+        Example:
+
+        ```python
+        crf = kfinetune.layers.CRF(3)
+        crf.build((None, None, 3))
+        log_z = crf.log_partition(np.zeros((1, 4, 3), "float32"))
+        # 4 * log(3): every one of the 3**4 paths scores 0
+        ```
+        """
+        return _log_partition(emissions, mask, *self._parameters())
+
+    def log_likelihood(self, emissions, tags, mask=None):
+        """The log-likelihood of the tag paths `tags`.
+
+        Args:
+            emissions: potentials `(batch, time, num_labels)`.
+            tags: integer tags `(batch, time)`; values at padding are
+                ignored.
+            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
+                padding).
+
+        Returns:
+            `(batch,)` float32, `score(tags) - log Z`.
+
+        Example:
+
+        ```python
+        crf = kfinetune.layers.CRF(3)
+        crf.build((None, None, 3))
+        crf.log_likelihood(np.zeros((1, 2, 3), "float32"), [[0, 2]])
+        # log(1 / 9)
+        ```
+        """
+        transitions, start, end = self._parameters()
+        score = _sequence_score(emissions, tags, mask, transitions, start, end)
+        return score - _log_partition(emissions, mask, transitions, start, end)
+
+    def decode(self, emissions, mask=None):
+        """The highest-scoring tag path of each sequence (Viterbi).
+
+        Args:
+            emissions: potentials `(batch, time, num_labels)`.
+            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
+                padding).
+
+        Returns:
+            `(batch, time)` int32 tags, 0 at padding.
+
+        Example:
+
+        ```python
+        crf = kfinetune.layers.CRF(2)
+        crf.build((None, None, 2))
+        crf.decode(np.array([[[0.0, 1.0], [1.0, 0.0]]], "float32"))
+        # [[1, 0]]
+        ```
+        """
+        return _decode(emissions, mask, *self._parameters())
+
+    def call(self, inputs, mask=None, training=None):
+        if not training:
+            return self.decode(inputs, mask)
+        emissions = ops.cast(inputs, "float32")
+        batch = ops.shape(emissions)[0]
+        mask = _float_mask(mask, emissions)
+        transitions, start, end = self._parameters()
+        parameters = ops.concatenate(
+            [transitions, start[None], end[None]], axis=0
+        )
+        parameters = ops.pad(parameters, [[0, 0], [0, 1]])
+        parameters = ops.broadcast_to(
+            parameters[None], (batch, self.num_labels + 2, self.num_labels + 1)
+        )
+        tokens = ops.concatenate([emissions, mask[:, :, None]], axis=-1)
+        return ops.concatenate([tokens, parameters], axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        # The output is either tags or the packed potentials; neither is
+        # masked by Keras (`CRFLoss` applies the mask itself).
+        return None
+
+    def compute_output_spec(self, inputs, mask=None, training=None):
+        return keras.KerasTensor(inputs.shape[:2], dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "num_labels": self.num_labels}
+
+
+def _unpack(packed):
+    num_labels = packed.shape[-1] - 1
+    time = ops.shape(packed)[1] - num_labels - 2
+    tokens = packed[:, :time]
+    parameters = packed[0, time:, :num_labels]
+    return (
+        tokens[..., :num_labels],
+        tokens[..., num_labels],
+        parameters[:num_labels],
+        parameters[num_labels],
+        parameters[num_labels + 1],
+    )
+
+
+@keras.saving.register_keras_serializable(package="kfinetune")
+class CRFLoss(keras.losses.Loss):
+    """Negative log-likelihood of the gold tags under a `CRF` layer.
+
+    `y_true` holds integer tags `(batch, time)` (values at padding are
+    ignored); `y_pred` is the training output of a `CRF` layer. The loss of
+    a sequence is `log Z - score(y_true)`, summed over its tokens (not
+    averaged), so long sentences weigh more, as in the CRF literature.
+
+    Given the `CRF`'s inference output (decoded tags, as in `evaluate`),
+    it returns each sequence's fraction of tags that differ from `y_true`
+    on non-padding tokens: the likelihood needs the potentials, which
+    inference does not produce. Padding is recognised there as the
+    positions where `y_true` is negative, so pad the tags with `-1` to
+    keep padding out of that rate.
+
+    Args:
+        reduction: see `keras.losses.Loss`. Defaults to
+            `"sum_over_batch_size"`.
+        name: the loss name. Defaults to `"crf_loss"`.
+        dtype: see `keras.losses.Loss`. Defaults to `None`.
+
+    Example:
+
+    ```python
+    model.compile("adam", loss=kfinetune.layers.CRFLoss())
+    model.fit(x, tags)
+    ```
+    """
+
+    def __init__(
+        self, reduction="sum_over_batch_size", name="crf_loss", dtype=None
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        tags = ops.cast(y_true, "int32")
+        if len(y_pred.shape) == 2:
+            valid = ops.cast(tags >= 0, "float32")
+            wrong = ops.cast(tags != ops.cast(y_pred, "int32"), "float32")
+            return ops.sum(wrong * valid, axis=1) / ops.maximum(
+                ops.sum(valid, axis=1), 1.0
+            )
+        if len(y_pred.shape) != 3 or len(tags.shape) != 2:
+            raise ValueError(
+                "`CRFLoss` expects integer tags `(batch, time)` and a `CRF` "
+                "layer's output. Received: "
+                f"y_true.shape={tuple(tags.shape)}, "
+                f"y_pred.shape={tuple(y_pred.shape)}"
+            )
+        emissions, mask, transitions, start, end = _unpack(
+            ops.cast(y_pred, "float32")
+        )
+        score = _sequence_score(emissions, tags, mask, transitions, start, end)
+        log_z = _log_partition(emissions, mask, transitions, start, end)
+        return log_z - score
