@@ -1,0 +1,235 @@
+"""`QAFeatures` and `prepare_features`: questions and contexts as windows
+of BERT inputs with the answer's start and end token."""
+
+import dataclasses
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from kfinetune import checks
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclasses.dataclass(frozen=True)
+class QAFeatures:
+    """Token windows of question answering examples, ready for `fit`.
+
+    Each row is one window `[CLS] question [SEP] context window [SEP]`,
+    padded to the sequence length. A context longer than one window gives
+    several rows of the same example.
+
+    Args:
+        token_ids: int32 array `(rows, sequence_length)`.
+        segment_ids: int32 array, 0 for `[CLS]`, the question and its
+            `[SEP]`, 1 for the context window and the last `[SEP]`, 0 for
+            padding.
+        padding_mask: int32 array, 1 on real tokens.
+        start_positions: int32 array `(rows,)`: the answer's first token,
+            or 0 (`[CLS]`) when the answer is not inside this window or the
+            question is unanswerable.
+        end_positions: int32 array `(rows,)`: the answer's last token, or 0.
+        example_index: int32 array `(rows,)`: the row's example, as an
+            index into the examples passed to `prepare_features`.
+        offsets: int32 array `(rows, sequence_length, 2)`: the character
+            span `[start, end)` in the context of the whitespace-separated
+            word a context token belongs to, `-1` on every other token.
+        examples: the examples, in the order they were passed.
+
+    Example:
+
+    ```python
+    features = kfinetune.qa.prepare_features(examples, tokenizer)
+    model.fit(features.dataset().batch(16))
+    ```
+    """
+
+    token_ids: np.ndarray
+    segment_ids: np.ndarray
+    padding_mask: np.ndarray
+    start_positions: np.ndarray
+    end_positions: np.ndarray
+    example_index: np.ndarray
+    offsets: np.ndarray
+    examples: tuple
+
+    def inputs(self):
+        """The model inputs: a dict of `token_ids`, `segment_ids` and
+        `padding_mask` arrays."""
+        return {
+            "token_ids": self.token_ids,
+            "segment_ids": self.segment_ids,
+            "padding_mask": self.padding_mask,
+        }
+
+    def targets(self):
+        """The targets of `kfinetune.presets.question_answerer`: a dict of
+        `start` and `end` token positions."""
+        return {"start": self.start_positions, "end": self.end_positions}
+
+    def dataset(self):
+        """A `tf.data.Dataset` of `(inputs, targets)` rows, unbatched."""
+        return tf.data.Dataset.from_tensor_slices(
+            (self.inputs(), self.targets())
+        )
+
+
+def _token_ids(tokenizer, texts):
+    """Token ids of each text, as lists, tokenized in one call."""
+    if not texts:
+        return []
+    # Eager keras-hub tokenizers return nested lists; graphs, ragged tensors.
+    return [[int(i) for i in ids] for ids in tokenizer(list(texts))]
+
+
+def _context_tokens(tokenizer, context, cache):
+    """The context's word pieces with the character span of their word.
+
+    Tokenizing word by word keeps every piece's word, hence its characters:
+    keras-hub's WordPiece tokenizer does not report offsets.
+    """
+    words = [(m.start(), m.end()) for m in _WORD.finditer(context)]
+    missing = sorted({context[a:b] for a, b in words} - cache.keys())
+    cache.update(zip(missing, _token_ids(tokenizer, missing), strict=True))
+    ids, spans = [], []
+    for a, b in words:
+        pieces = cache[context[a:b]]
+        ids.extend(pieces)
+        spans.extend([(a, b)] * len(pieces))
+    return ids, spans
+
+
+def _answer_tokens(spans, example):
+    """First and last context token of the first answer, or `None`."""
+    if example.is_impossible or not example.answers:
+        return None
+    first = example.answer_starts[0]
+    last = first + len(example.answers[0])
+    tokens = [i for i, (a, b) in enumerate(spans) if a < last and b > first]
+    if not tokens:
+        raise ValueError(
+            f"The answer of question {example.id!r} covers no context token "
+            f"(is it only whitespace?). Received: "
+            f"answer={example.answers[0]!r}"
+        )
+    return tokens[0], tokens[-1]
+
+
+def prepare_features(
+    examples,
+    tokenizer,
+    sequence_length=384,
+    document_stride=128,
+    max_question_length=64,
+):
+    """Turns question answering examples into windows of BERT inputs.
+
+    Each example becomes `[CLS] question [SEP] context [SEP]`. A context
+    too long for one window is split into windows that start
+    `document_stride` context tokens apart, so consecutive windows overlap
+    and an answer cut by one window's edge lies whole in another. The
+    answer's first and last tokens are the target of every window that
+    holds the whole answer; every other window (and every window of an
+    unanswerable question) targets `[CLS]`, position 0.
+
+    Words are the whitespace-separated pieces of the context. Each context
+    token remembers the character span of its word, so predicted answers
+    are whole words of the original context, as in the SQuAD reference
+    implementation.
+
+    Args:
+        examples: a list of `kfinetune.data.QAExample`s (e.g. from
+            `kfinetune.data.from_squad`).
+        tokenizer: a keras-hub `BertTokenizer` (e.g. a preprocessor's
+            `tokenizer`), with `[CLS]`, `[SEP]` and `[PAD]` tokens.
+        sequence_length: the length of every window. Defaults to `384`.
+        document_stride: context tokens between the starts of consecutive
+            windows. When it exceeds the context room of a window, the room
+            is used instead, so no context token is skipped. Defaults to
+            `128`.
+        max_question_length: questions are cut to this many tokens.
+            Defaults to `64`.
+
+    Returns:
+        A `QAFeatures`.
+
+    Raises:
+        ValueError: an argument is out of range, `examples` is empty, or a
+            window has no room for context tokens.
+
+    Example:
+
+    ```python
+    preprocessor = kfinetune.presets.text_classifier_preprocessor()
+    features = kfinetune.qa.prepare_features(
+        kfinetune.data.from_squad("train.json"),
+        preprocessor.tokenizer,
+        sequence_length=256,
+    )
+    features.token_ids.shape  # (windows, 256)
+    ```
+    """
+    checks.at_least("sequence_length", sequence_length, 4, integer=True)
+    checks.positive_integer("document_stride", document_stride)
+    checks.positive_integer("max_question_length", max_question_length)
+    examples = tuple(examples)
+    if not examples:
+        raise ValueError(
+            "`examples` must hold at least one example. "
+            f"Received: examples={examples!r}"
+        )
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    pad = tokenizer.pad_token_id
+    questions = _token_ids(tokenizer, [e.question for e in examples])
+    rows, cache = [], {}
+    for index, example in enumerate(examples):
+        question = questions[index][:max_question_length]
+        room = sequence_length - len(question) - 3
+        if room < 1:
+            raise ValueError(
+                f"Question {example.id!r} leaves no room for its context in "
+                f"a window of {sequence_length} tokens. Raise "
+                "`sequence_length` or lower `max_question_length`. "
+                f"Received: max_question_length={max_question_length}"
+            )
+        ids, spans = _context_tokens(tokenizer, example.context, cache)
+        answer = _answer_tokens(spans, example)
+        step = min(document_stride, room)
+        start = 0
+        while True:
+            stop = min(start + room, len(ids))
+            target = (0, 0)
+            if answer and start <= answer[0] and answer[1] < stop:
+                shift = len(question) + 2 - start
+                target = (answer[0] + shift, answer[1] + shift)
+            rows.append(
+                (index, question, ids[start:stop], spans[start:stop], target)
+            )
+            if stop >= len(ids):
+                break
+            start += step
+    shape = (len(rows), sequence_length)
+    token_ids = np.full(shape, pad, "int32")
+    segment_ids = np.zeros(shape, "int32")
+    padding_mask = np.zeros(shape, "int32")
+    offsets = np.full((*shape, 2), -1, "int32")
+    for row, (_, question, ids, spans, _) in enumerate(rows):
+        first = len(question) + 2
+        length = first + len(ids) + 1
+        token_ids[row, :length] = [cls, *question, sep, *ids, sep]
+        segment_ids[row, first:length] = 1
+        padding_mask[row, :length] = 1
+        if spans:
+            offsets[row, first : first + len(spans)] = spans
+    targets = np.array([row[4] for row in rows], "int32").reshape(-1, 2)
+    return QAFeatures(
+        token_ids=token_ids,
+        segment_ids=segment_ids,
+        padding_mask=padding_mask,
+        start_positions=targets[:, 0],
+        end_positions=targets[:, 1],
+        example_index=np.array([row[0] for row in rows], "int32"),
+        offsets=offsets,
+        examples=examples,
+    )
