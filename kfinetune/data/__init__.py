@@ -19,14 +19,20 @@ from kfinetune.data.files import from_csv
 from kfinetune.data.files import from_jsonl
 from kfinetune.data.labelled_texts import LabelledTexts
 from kfinetune.data.labelled_texts import TextClassificationData
+from kfinetune.data.mix import mix
+from kfinetune.data.squad import QAExample
+from kfinetune.data.squad import from_squad
 from kfinetune.data.tfds import from_tfds
 from kfinetune.data.tweets import tweet_sentiment
 
 __all__ = [
     "LabelledTexts",
+    "QAExample",
     "TextClassificationData",
     "from_csv",
     "from_jsonl",
+    "from_squad",
     "from_tfds",
+    "mix",
     "tweet_sentiment",
 ]

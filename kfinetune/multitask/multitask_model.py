@@ -1,0 +1,147 @@
+"""`build`: one shared backbone with one head per task."""
+
+import re
+
+import keras
+import keras_hub
+
+from kfinetune.multitask import heads as heads_lib
+
+_TASK = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _head_spec(task, spec):
+    if isinstance(spec, heads_lib.Head):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        try:
+            return heads_lib.Classification(spec)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"The head of task {task!r} must be a number of classes (an integer "
+        "of at least 2) or a head spec such as "
+        "`kfinetune.multitask.TokenClassification(9)`. "
+        f"Received: heads[{task!r}]={spec!r}"
+    )
+
+
+def _check_heads(heads, backbone):
+    if not isinstance(heads, dict) or not heads:
+        raise ValueError(
+            "`heads` must be a non-empty dict of task name → head, e.g. "
+            f'{{"sentiment": 2}}. Received: heads={heads!r}'
+        )
+    specs = {}
+    for task, spec in heads.items():
+        if not isinstance(task, str) or not _TASK.fullmatch(task):
+            raise ValueError(
+                "Task names must start with a letter and hold only letters, "
+                f"digits and _. Received: task={task!r}"
+            )
+        specs[task] = _head_spec(task, spec)
+    names = [backbone.name, *specs, *(f"{task}_dropout" for task in specs)]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(
+            "Task names must differ from the backbone's name and from the "
+            "other heads' `<task>_dropout` layers. "
+            f"Received: task={clashes[0]!r}"
+        )
+    return specs
+
+
+def _features(backbone, outputs, spec):
+    if not isinstance(outputs, dict) or spec.features not in outputs:
+        available = (
+            sorted(outputs) if isinstance(outputs, dict) else "one tensor"
+        )
+        raise ValueError(
+            f"A {type(spec).__name__} head reads the backbone's "
+            f"`{spec.features}`, which {backbone.name!r} does not output "
+            f"(it outputs {available}). Received: backbone={backbone.name!r}"
+        )
+    return outputs[spec.features]
+
+
+def build(backbone, heads, name="multitask"):
+    """Builds a multi-task model: a shared backbone, one head per task.
+
+    The result is a plain functional `keras.Model` over the backbone's
+    inputs (for BERT: the dict of `token_ids`, `segment_ids` and
+    `padding_mask` that a keras-hub preprocessor produces) whose output is a
+    dict keyed by task name. Each head is a dropout layer named
+    `<task>_dropout` and a dense layer named `<task>` (its logits or value).
+    It saves as `.keras`, exports as a SavedModel, and compiles with dicts
+    keyed by task name, so Keras logs `<task>_loss` and `<task>_<metric>`.
+    Pass the metrics as `weighted_metrics`: Keras applies sample weights,
+    which mask the other tasks' examples in `kfinetune.data.mix` data, only
+    to those (its `metrics` would count every example for every task).
+
+    Args:
+        backbone: a built keras-hub backbone whose outputs are a dict with
+            `sequence_output` and, for sentence-level heads, `pooled_output`
+            (a `BertBackbone`, or a keras-hub BERT text classifier's
+            `.backbone`). Its weights are shared by every task.
+        heads: a dict of task name → an integer number of classes (a
+            `Classification` head) or a head spec: `Classification`,
+            `TokenClassification` or `Regression`.
+        name: the model's name. Defaults to `"multitask"`.
+
+    Returns:
+        A `keras.Model` with a dict output keyed by task name.
+
+    Raises:
+        ValueError: `backbone` is not a keras-hub backbone, `heads` is empty,
+            a task name or a head is invalid, or the backbone lacks the
+            output a head reads.
+
+    Example:
+
+    ```python
+    backbone = kfinetune.presets.text_classifier(num_classes=2).backbone
+    model = kfinetune.multitask.build(
+        backbone,
+        heads={
+            "sentiment": 3,
+            "tags": kfinetune.multitask.TokenClassification(9),
+            "score": kfinetune.multitask.Regression(),
+        },
+    )
+    sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(5e-5),
+        loss={"sentiment": sparse, "tags": sparse, "score": "mse"},
+        loss_weights={"sentiment": 1.0, "tags": 0.5, "score": 1.0},
+        weighted_metrics={"sentiment": ["accuracy"], "score": ["mae"]},
+    )
+    ```
+    """
+    if not isinstance(backbone, keras_hub.models.Backbone):
+        hint = (
+            " Pass its `.backbone`."
+            if isinstance(getattr(backbone, "backbone", None), keras.Model)
+            else ""
+        )
+        raise ValueError(
+            f"`backbone` must be a keras-hub backbone such as `BertBackbone`."
+            f"{hint} Received: backbone={getattr(backbone, 'name', backbone)!r}"
+            f" ({type(backbone).__name__})"
+        )
+    specs = _check_heads(heads, backbone)
+    inputs = backbone.input
+    features = backbone(inputs)
+    outputs = {}
+    for task, spec in specs.items():
+        x = _features(backbone, features, spec)
+        x = keras.layers.Dropout(
+            spec.dropout, dtype=backbone.dtype_policy, name=f"{task}_dropout"
+        )(x)
+        outputs[task] = keras.layers.Dense(
+            spec.units,
+            # keras-hub's BERT heads are initialised this way.
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name=task,
+        )(x)
+    return keras.Model(inputs, outputs, name=name)
