@@ -4,72 +4,35 @@ No tagged corpus is installed here, so this builds an honest toy task from
 real text: every whitespace-separated word of a tweet that starts with `@`
 is a MENTION entity, every word that starts with `#` a HASHTAG, everything
 else `O` (BIO scheme). The rule is visible in the text, so the task is easy;
-the point is the whole pipeline: word pieces, a MiniLM backbone, a `CRF`
-trained by `model.fit`, Viterbi tags from `model.predict`, and entity F1.
-
-Every word piece is tagged (the first piece of an entity word `B-`, the
-others `I-`, [CLS] and [SEP] `O`); predictions are mapped back to words by
-the tag of each word's first piece.
+the point is the whole pipeline: word tags aligned to word pieces
+(`kfinetune.data.align_tags`), `kfinetune.presets.token_classifier` with a
+`CRF` trained by `model.fit`, Viterbi tags from `model.predict` mapped back
+to words, and entity F1.
 
 python examples/crf_tagging.py
 """
 
 import keras
 import keras_hub
-import numpy as np
 
 import kfinetune as kft
 
-TAGS = ["O", "B-MENTION", "I-MENTION", "B-HASHTAG", "I-HASHTAG"]
+TAGS = ("O", "B-HASHTAG", "B-MENTION", "I-HASHTAG", "I-MENTION")
 SEQUENCE_LENGTH = 64
 
 
 def word_tag(word):
     if len(word) > 1 and word[0] == "@":
-        return "MENTION"
+        return "B-MENTION"
     if len(word) > 1 and word[0] == "#":
-        return "HASHTAG"
-    return None
+        return "B-HASHTAG"
+    return "O"
 
 
-def encode(texts, tokenizer):
-    """Token ids, padding mask and piece tags; the word tags and the first
-    piece of every word, to map predictions back to words."""
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    rows = len(texts)
-    token_ids = np.zeros((rows, SEQUENCE_LENGTH), "int32")
-    tags = np.zeros((rows, SEQUENCE_LENGTH), "int32")
-    word_tags, first_pieces = [], []
-    for row, text in enumerate(texts):
-        words = text.split()
-        ids, piece_tags, starts, kept = [cls], [0], [], []
-        for word, pieces in zip(words, tokenizer(words), strict=True):
-            # Leave room for [SEP]; a word cut off is dropped whole.
-            if len(ids) + len(pieces) > SEQUENCE_LENGTH - 1 or not pieces:
-                break
-            entity = word_tag(word)
-            starts.append(len(ids))
-            kept.append(f"B-{entity}" if entity else "O")
-            ids += pieces
-            inside = TAGS.index(f"I-{entity}") if entity else 0
-            first = TAGS.index(f"B-{entity}") if entity else 0
-            piece_tags += [first] + [inside] * (len(pieces) - 1)
-        ids.append(sep)
-        piece_tags.append(0)
-        token_ids[row, : len(ids)] = ids
-        tags[row, : len(ids)] = piece_tags
-        word_tags.append(kept)
-        first_pieces.append(starts)
-    x = {
-        "token_ids": token_ids,
-        "segment_ids": np.zeros_like(token_ids),
-        "padding_mask": (token_ids > 0).astype("int32"),
-    }
-    return x, tags, word_tags, first_pieces
-
-
-def texts_of(dataset):
-    return [text.decode() for text, _ in dataset.as_numpy_iterator()]
+def tagged(dataset):
+    sentences = [text.decode().split() for text, _ in dataset]
+    sentences = [words for words in sentences if words]
+    return sentences, [[word_tag(w) for w in words] for words in sentences]
 
 
 keras.utils.set_random_seed(0)
@@ -78,25 +41,22 @@ data = kft.data.tweet_sentiment(
 )
 preset = str(kft.presets.minilm_path())
 tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
-x_train, y_train, _, _ = encode(texts_of(data.train), tokenizer)
-x_test, _, test_words, test_starts = encode(texts_of(data.test), tokenizer)
-
-backbone = keras_hub.models.BertBackbone.from_preset(preset)
-inputs = backbone.input
-hidden = backbone(inputs)["sequence_output"]
-emissions = keras.layers.Dense(len(TAGS), name="emissions")(hidden)
-tags = kft.layers.CRF(len(TAGS), name="crf")(
-    emissions, mask=inputs["padding_mask"]
+train = kft.data.align_tags(
+    *tagged(data.train.as_numpy_iterator()), tokenizer, TAGS, SEQUENCE_LENGTH
 )
-model = keras.Model(inputs, tags)
-model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=kft.layers.CRFLoss())
-model.fit(x_train, y_train, batch_size=16, epochs=1)
+test_words, test_tags = tagged(data.test.as_numpy_iterator())
+test = kft.data.align_tags(
+    test_words, test_tags, tokenizer, TAGS, SEQUENCE_LENGTH
+)
 
-predicted = model.predict(x_test, batch_size=32, verbose=0)
-predicted_words = [
-    [TAGS[predicted[row, start]] for start in starts]
-    for row, starts in enumerate(test_starts)
-]
-report = kft.evaluation.sequence_labelling_report(test_words, predicted_words)
+model = kft.presets.token_classifier(
+    len(TAGS), sequence_length=SEQUENCE_LENGTH, crf=True, preset=preset
+)
+model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=kft.layers.CRFLoss())
+# No sample weights: the CRF scores every unpadded piece (see the docs).
+model.fit(train.dataset(sample_weights=False).batch(16), epochs=1)
+
+predicted = test.to_words(model.predict(test.inputs, batch_size=32, verbose=0))
+report = kft.evaluation.sequence_labelling_report(test_tags, predicted)
 print(report)
 print(f"entity F1 (micro): {report.micro_f1:.3f}")

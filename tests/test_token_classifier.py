@@ -1,0 +1,141 @@
+"""The whole cycle of `kfinetune.presets.token_classifier` on CoNLL data."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import kfinetune as kft
+from kfinetune import peft
+from kfinetune import testing
+
+SEQUENCE_LENGTH = 10
+# Words of the small random BERT's vocabulary; "good-day" and "fun!" split
+# into several pieces.
+CONLL = """\
+-DOCSTART- O
+
+i B-PER
+love O
+the O
+good-day B-LOC
+
+we B-PER
+hate O
+a O
+night B-LOC
+movie I-LOC
+
+they B-PER
+loved O
+fun! B-LOC
+
+you B-PER
+really O
+hate O
+the O
+film B-LOC
+today I-LOC
+"""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("conll") / "train.txt"
+    path.write_text(CONLL, encoding="utf-8")
+    return kft.data.from_conll(path)
+
+
+@pytest.fixture(scope="module")
+def aligned(data):
+    return data.align(testing.small_bert_preprocessor(), SEQUENCE_LENGTH)
+
+
+def build(crf, num_labels=4):
+    return kft.presets.token_classifier(
+        num_labels,
+        sequence_length=SEQUENCE_LENGTH,
+        crf=crf,
+        backbone=testing.small_bert_backbone(),
+        dropout=0.0,
+    )
+
+
+def loss_for(crf):
+    if crf:
+        return kft.layers.CRFLoss()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def fit(model, aligned, crf, epochs=3, jit_compile=False):
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=loss_for(crf),
+        jit_compile=jit_compile,
+    )
+    rows = aligned.dataset(sample_weights=not crf).batch(4)
+    return model.fit(rows, epochs=epochs, verbose=0).history["loss"]
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_whole_cycle(crf, data, aligned, tmp_path):
+    model = build(crf)
+    losses = fit(model, aligned, crf, epochs=25)
+    assert losses[-1] < losses[0]
+
+    predictions = testing.predict(model, aligned.inputs)
+    expected_shape = (4, SEQUENCE_LENGTH) + (() if crf else (4,))
+    assert predictions.shape == expected_shape
+    words = aligned.to_words(predictions)
+    assert [len(w) for w in words] == [len(s) for s in data.sentences]
+    report = kft.evaluation.sequence_labelling_report(data.tags, words)
+    # The training set is tiny and was fitted for 25 steps.
+    assert report.token_accuracy > 0.9
+
+    reloaded = testing.assert_keras_round_trip(model, aligned.inputs, tmp_path)
+    assert isinstance(reloaded.get_layer("emissions"), keras.layers.Dense)
+    testing.assert_saved_model_round_trip(
+        model, aligned.inputs, str(tmp_path / "saved_model")
+    )
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_jit_compile_matches_eager(crf, aligned):
+    testing.assert_jit_compile_consistent(
+        lambda: build(crf),
+        aligned.inputs,
+        np.maximum(aligned.labels, 0),
+        steps=2,
+        loss=loss_for(crf),
+    )
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_lora_keeps_the_head_trainable_and_fits(crf, aligned):
+    head = ["emissions", "crf"] if crf else ["emissions"]
+    model = peft.apply(
+        build(crf),
+        peft.LoRAConfig(rank=2, targets=r".*(query|value)", trainable=head),
+    )
+    others = [w.path for w in model.trainable_weights if "lora" not in w.path]
+    assert others and all(re.match(r"(emissions|crf)/", p) for p in others)
+    assert any("lora" in w.path for w in model.trainable_weights)
+    before = [w.numpy() for w in model.trainable_weights]
+    losses = fit(model, aligned, crf, epochs=2)
+    assert np.isfinite(losses).all()
+    after = [w.numpy() for w in model.trainable_weights]
+    assert all(
+        not np.array_equal(a, b) for a, b in zip(after, before, strict=True)
+    )
+
+
+def test_builds_on_the_preset_by_default_arguments_checked():
+    with pytest.raises(ValueError, match="Received: num_labels=1"):
+        kft.presets.token_classifier(1)
+    with pytest.raises(ValueError, match="Received: crf='yes'"):
+        kft.presets.token_classifier(3, crf="yes")
+    with pytest.raises(ValueError, match="not both"):
+        kft.presets.token_classifier(
+            3, preset="x", backbone=testing.small_bert_backbone()
+        )
