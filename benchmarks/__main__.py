@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).parent.parent
-STEPS = ("step_time", "inference", "optimizer", "memory", "report")
+STEPS = ("step_time", "inference", "optimizer", "crf", "memory", "report")
 
 
 def main():

@@ -12,11 +12,12 @@ import numpy as np
 from benchmarks import harness
 
 DOCS_PAGE = pathlib.Path(__file__).parent.parent / "docs" / "benchmarks.md"
-ORDER = ("step_time", "inference", "optimizer", "memory", "quality")
+ORDER = ("step_time", "inference", "optimizer", "crf", "memory", "quality")
 TITLES = {
     "step_time": "Training step time",
     "inference": "Inference step time",
     "optimizer": "Layer-wise optimizer and gradual unfreezing step time",
+    "crf": "CRF head step time",
     "memory": "Peak training memory",
     "quality": "Quality: binary tweet sentiment",
 }
@@ -41,6 +42,9 @@ REFERENCES = {
         "multi_optimizer": "0.99 measured before",
         "unfreezing_head_stage": "target ≤ 0.45",
         "frozen_backbone": "0.43 measured before",
+    },
+    "crf": {
+        "crf": "target ≤ 1.10",
     },
     "memory": {
         "keras_lora": "peak 0.77 measured before",
@@ -112,6 +116,8 @@ Ratios; lower is better unless said.
 - Gradual unfreezing, head-only stage step ÷ full step ≤ 0.45.
 - Layer-wise optimizer with 8 groups ÷ single AdamW step ≤ 1.02, and
   ≤ 1.00 × Keras `MultiOptimizer` with the same groups.
+- CRF token-classification head training step ÷ per-token softmax head
+  step ≤ 1.10 (9 tags, full fine-tuning of both).
 - Peak memory of LoRA training ≤ keras-hub `enable_lora`'s.
 - Quality (mean of 3 seeds): LoRA (≤ 1 % trainable) and adapters (≤ 3 %)
   within 1.0 point of full fine-tuning's mean; the ULMFiT-style recipe at
@@ -259,6 +265,7 @@ TABLES = {
     "step_time": _step_time_table,
     "inference": lambda payload: _step_time_table(payload, "inference"),
     "optimizer": lambda payload: _step_time_table(payload, "optimizer"),
+    "crf": lambda payload: _step_time_table(payload, "crf"),
     "memory": _memory_table,
     "quality": _quality_table,
 }
@@ -276,7 +283,7 @@ def _warnings(name, parameters):
         notes.append(
             f"A smoke run: at most {parameters['limit']} batches per split"
         )
-    if name == "step_time" and parameters.get("repeats", 30) < 30:
+    if name in ("step_time", "crf") and parameters.get("repeats", 30) < 30:
         notes.append(
             f"Only {parameters['repeats']} timed rounds (the method asks "
             "for at least 30)"
@@ -449,7 +456,7 @@ def build_page(documents):
         '!!! note "Generated page"\n'
         "    `python -m benchmarks.report` writes this page from the JSON "
         "files in\n    `benchmarks/results/`; `make bench` (step time, "
-        "inference, optimizer,\n    memory) and `make quality` rerun the "
+        "inference, optimizer,\n    CRF, memory) and `make quality` rerun the "
         "benchmarks and "
         "regenerate it. Edit `benchmarks/report.py`, not\n    this page.",
         "## How we measure",
