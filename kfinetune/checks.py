@@ -12,6 +12,7 @@ def __init__(self, rank, dropout=0.0):
 ```
 """
 
+import codecs
 import numbers
 
 
@@ -101,3 +102,11 @@ def boolean(name, value):
     """Checks that `value` is `True` or `False`."""
     if not isinstance(value, bool):
         _fail(name, "True or False", value)
+
+
+def text_encoding(name, value):
+    """Checks that `value` names a text encoding Python knows."""
+    try:
+        codecs.lookup(value)
+    except (LookupError, TypeError):
+        _fail(name, "a known text encoding", value)

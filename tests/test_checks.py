@@ -16,6 +16,7 @@ from kfinetune import checks
         (checks.in_range, (1, 0, 1, False, True)),
         (checks.one_of, ("a", ("a", "b"))),
         (checks.boolean, (False,)),
+        (checks.text_encoding, ("latin-1",)),
     ],
 )
 def test_valid_values_pass(check, args):
@@ -26,6 +27,8 @@ def test_valid_values_pass(check, args):
     "check, args, kwargs, message",
     [
         (checks.positive_integer, (0,), {}, "a positive integer.*x=0"),
+        (checks.text_encoding, ("nope",), {}, "encoding. Received: x='nope'"),
+        (checks.text_encoding, (None,), {}, "Received: x=None"),
         (checks.positive_integer, (True,), {}, "x=True"),
         (checks.positive_integer, (2.0,), {}, "x=2.0"),
         (checks.non_negative_integer, (-1,), {}, "non-negative integer"),

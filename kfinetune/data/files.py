@@ -1,6 +1,5 @@
 """`from_csv` and `from_jsonl`: labelled texts from local files."""
 
-import codecs
 import csv
 import io
 import json
@@ -36,13 +35,7 @@ _ERRORS_HINT = (
 
 def _check_options(encoding, errors, classes):
     checks.one_of("errors", errors, ERRORS)
-    try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        raise ValueError(
-            "`encoding` is not a known text encoding. "
-            f"Received: encoding={encoding!r}"
-        ) from None
+    checks.text_encoding("encoding", encoding)
     if classes is None:
         return None
     if isinstance(classes, (str, bytes)):

@@ -1,10 +1,11 @@
 """`from_squad`: extractive question answering examples from SQuAD JSON."""
 
-import codecs
 import dataclasses
 import json
 import numbers
 import pathlib
+
+from kfinetune import checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +133,7 @@ def from_squad(path, encoding="utf-8"):
     examples[0].question, examples[0].answers
     ```
     """
-    try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        raise ValueError(
-            "`encoding` is not a known text encoding. "
-            f"Received: encoding={encoding!r}"
-        ) from None
+    checks.text_encoding("encoding", encoding)
     path = pathlib.Path(path)
     try:
         document = json.loads(path.read_text(encoding=encoding))
