@@ -121,14 +121,7 @@ def main(argv=None):
             "repeats": args.repeats,
         },
         "baseline": "softmax",
-        "results": {
-            name: {
-                "trainable_params": workloads.parameter_counts(model)[0],
-                "total_params": workloads.parameter_counts(model)[1],
-                **timings[name],
-            }
-            for name, model in models.items()
-        },
+        "results": workloads.timed_results(models, timings),
     }
     harness.write_json("crf", payload)
     print(report.render_results("crf", payload))

@@ -60,14 +60,7 @@ def main(argv=None):
             "repeats": args.repeats,
         },
         "baseline": "base",
-        "results": {
-            name: {
-                "trainable_params": workloads.parameter_counts(model)[0],
-                "total_params": workloads.parameter_counts(model)[1],
-                **timings[name],
-            }
-            for name, model in models.items()
-        },
+        "results": workloads.timed_results(models, timings),
     }
     harness.write_json("inference", payload)
     print(report.render_results("inference", payload))

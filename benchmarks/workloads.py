@@ -212,3 +212,16 @@ def parameter_counts(model):
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     total = sum(int(np.prod(w.shape)) for w in model.weights)
     return trainable, total
+
+
+def timed_results(models, timings):
+    """`{name: parameter counts and timings}` for a benchmark's JSON."""
+    results = {}
+    for name, model in models.items():
+        trainable, total = parameter_counts(model)
+        results[name] = {
+            "trainable_params": trainable,
+            "total_params": total,
+            **timings[name],
+        }
+    return results

@@ -5,7 +5,6 @@ import numpy as np
 
 from kfinetune import checks
 from kfinetune.callbacks.stages import Stages
-from kfinetune.optimizers.layer_groups import LayerGroups
 from kfinetune.optimizers.layer_groups import as_layer_groups
 
 ACTIONS = ("unfreeze_next", "reduce_lr")
@@ -195,6 +194,5 @@ class AdaptiveFineTuning(keras.callbacks.Callback):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["groups"] = LayerGroups(config["groups"])
+        # The constructor turns the groups' config back into LayerGroups.
         return cls(**config)

@@ -4,7 +4,6 @@ import keras
 
 from kfinetune import checks
 from kfinetune.callbacks.stages import Stages
-from kfinetune.optimizers.layer_groups import LayerGroups
 from kfinetune.optimizers.layer_groups import as_layer_groups
 
 MODES = ("retrace", "static")
@@ -148,6 +147,5 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["groups"] = LayerGroups(config["groups"])
+        # The constructor turns the groups' config back into LayerGroups.
         return cls(**config)
