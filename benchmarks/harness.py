@@ -238,7 +238,9 @@ def write_json(name, payload):
     Args:
         name: the benchmark's name, e.g. `"step_time"`.
         payload: a JSON-ready dict that holds at least `"parameters"` (what
-            was run, so the result can be reproduced) and `"results"`.
+            was run, so the result can be reproduced) and `"results"`; an
+            optional `"description"` (Markdown: what is measured and how)
+            heads the benchmark's section of the report.
 
     Returns:
         The path written.
@@ -259,3 +261,37 @@ def write_json(name, payload):
     os.replace(partial, path)
     print(f"wrote {path.relative_to(RESULTS_DIR.parent.parent)}", flush=True)
     return path
+
+
+def mean_std(values):
+    """The mean and sample standard deviation (0 for one value).
+
+    Args:
+        values: one number per seed.
+
+    Returns:
+        `(mean, std)` as Python floats.
+    """
+    values = np.asarray(values, dtype=float)
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    return float(values.mean()), float(std)
+
+
+def format_mean_std(values, digits=3):
+    """`"0.857 ± 0.012"`: a table cell for one number per seed."""
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def description(docstring):
+    """A benchmark module's docstring without its usage line, as Markdown.
+
+    The docstring's paragraphs up to the indented command line
+    (`    python -m benchmarks...`), for a payload's `"description"`.
+    """
+    kept = []
+    for paragraph in docstring.strip().split("\n\n"):
+        if paragraph.startswith("    python -m"):
+            break
+        kept.append(paragraph)
+    return "\n\n".join(kept)

@@ -12,7 +12,22 @@ import numpy as np
 from benchmarks import harness
 
 DOCS_PAGE = pathlib.Path(__file__).parent.parent / "docs" / "benchmarks.md"
-ORDER = ("step_time", "inference", "optimizer", "crf", "memory", "quality")
+ORDER = (
+    "step_time",
+    "inference",
+    "optimizer",
+    "crf",
+    "memory",
+    "quality",
+    "tagging",
+    "domain_adaptation",
+    "few_shot",
+    "augmentation",
+    "incremental",
+    "active_learning",
+    "distillation",
+    "distillation_speed",
+)
 TITLES = {
     "step_time": "Training step time",
     "inference": "Inference step time",
@@ -20,6 +35,14 @@ TITLES = {
     "crf": "CRF head step time",
     "memory": "Peak training memory",
     "quality": "Quality: binary tweet sentiment",
+    "tagging": "Quality: token classification (case-restoration spans)",
+    "domain_adaptation": "Quality: domain adaptation before few labels",
+    "few_shot": "Quality: few-shot fine-tuning",
+    "augmentation": "Quality: text augmentation",
+    "incremental": "Quality: incremental fine-tuning (adding a class)",
+    "active_learning": "Quality: active learning",
+    "distillation": "Quality: knowledge distillation",
+    "distillation_speed": "Distilled student inference step time",
 }
 # Each variant's target, or a figure measured before the benchmark existed
 # (which only says what to expect). A new variant adds its line here.
@@ -46,6 +69,7 @@ REFERENCES = {
     "crf": {
         "crf": "target ≤ 1.10",
     },
+    "distillation_speed": {"student": "reported"},
     "memory": {
         "keras_lora": "peak 0.77 measured before",
         "frozen": "peak 0.54 measured before",
@@ -246,7 +270,8 @@ def _generic_table(payload):
     for r in results.values():
         for key, value in r.items():
             scalar = isinstance(value, (int, float, str))
-            if scalar and key not in columns:
+            # Notes are sentences: `_section` lists them under the table.
+            if scalar and key != "note" and key not in columns:
                 columns.append(key)
     rows = [
         [name] + [_cell(r.get(key, "")) for key in columns]
@@ -266,6 +291,9 @@ TABLES = {
     "inference": lambda payload: _step_time_table(payload, "inference"),
     "optimizer": lambda payload: _step_time_table(payload, "optimizer"),
     "crf": lambda payload: _step_time_table(payload, "crf"),
+    "distillation_speed": lambda payload: _step_time_table(
+        payload, "distillation_speed"
+    ),
     "memory": _memory_table,
     "quality": _quality_table,
 }
@@ -335,8 +363,17 @@ def _section(document):
             f"- `{method}`, {r['learning_rate']:g}: {r['note']}."
             for method, r in document["results"].items()
         )
+    elif any("note" in r for r in document["results"].values()):
+        extra += "\n\nRows:\n\n" + "\n".join(
+            f"- `{row}`: {r['note']}."
+            for row, r in document["results"].items()
+            if "note" in r
+        )
+    description = document.get("description", "")
+    if description:
+        description = f"\n{description.strip()}\n"
     return (
-        f"## {TITLES.get(name, name)}\n{notes}\n"
+        f"## {TITLES.get(name, name)}\n{notes}{description}\n"
         f"`python -m benchmarks.{name}`, run {machine['date_utc']} "
         f"(load average {machine['load_average_1m']} at the start). "
         f"Settings: {settings}.\n\n"

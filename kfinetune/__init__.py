@@ -21,6 +21,7 @@ from kfinetune import layers
 from kfinetune import multitask
 from kfinetune import optimizers
 from kfinetune import peft
+from kfinetune import plotting
 from kfinetune import presets
 from kfinetune import qa
 from kfinetune import recipes
@@ -37,6 +38,7 @@ __all__ = [
     "multitask",
     "optimizers",
     "peft",
+    "plotting",
     "presets",
     "qa",
     "recipes",

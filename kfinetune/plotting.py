@@ -1,0 +1,88 @@
+"""`save_curves`: learning curves as PNG files, with matplotlib.
+
+Figures are drawn on a `matplotlib.figure.Figure` with the Agg canvas, not
+through `pyplot`: no global figure state and no display needed, so it works
+on servers, in tests and in worker processes alike.
+"""
+
+import pathlib
+
+import numpy as np
+
+
+def save_curves(
+    path, x, curves, *, xlabel, ylabel, title=None, logx=False, dpi=120
+):
+    """Draws one line per curve, with a band of ± one standard deviation.
+
+    Args:
+        path: the PNG file to write; its folder is created when missing.
+        x: the x values shared by every curve, e.g. examples per class.
+        curves: a dict mapping each curve's label to `(means, stds)`, two
+            sequences as long as `x` (`stds` may be `None` for no band).
+        xlabel: the x axis label.
+        ylabel: the y axis label.
+        title: the figure title. Defaults to `None` (no title).
+        logx: a base-2 logarithmic x axis, for doubling sizes such as
+            8, 16, 32, 64. Defaults to `False`.
+        dpi: the resolution. Defaults to `120`.
+
+    Returns:
+        The path written, as a `pathlib.Path`.
+
+    Raises:
+        ValueError: if `curves` is empty or a curve's length differs from
+            `x`'s.
+
+    Example:
+
+    ```python
+    kfinetune.plotting.save_curves(
+        "curve.png",
+        [8, 16, 32],
+        {"LoRA": ([0.61, 0.70, 0.78], [0.05, 0.03, 0.02])},
+        xlabel="examples per class",
+        ylabel="test accuracy",
+    )
+    ```
+    """
+    # Imported here so that importing kfinetune does not import matplotlib.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise ValueError(
+            "`curves` must hold at least one curve. "
+            f"Received: curves={curves!r}"
+        )
+    x = np.asarray(x, dtype=float)
+    for label, (means, stds) in curves.items():
+        if len(means) != len(x) or (stds is not None and len(stds) != len(x)):
+            raise ValueError(
+                f"Every curve needs one mean (and std) per x value ({len(x)})."
+                f" Received: curves[{label!r}] with {len(means)} means"
+            )
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, (means, stds) in curves.items():
+        means = np.asarray(means, dtype=float)
+        (line,) = axes.plot(x, means, marker="o", label=label)
+        if stds is not None:
+            stds = np.asarray(stds, dtype=float)
+            axes.fill_between(
+                x, means - stds, means + stds, color=line.get_color(), alpha=0.2
+            )
+    if logx:
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(x, [f"{value:g}" for value in x])
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    return path
