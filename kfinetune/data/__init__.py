@@ -17,6 +17,7 @@ data = texts.split(validation=0.1, test=0.1)
 
 from kfinetune.data.conll import TaggedSentences
 from kfinetune.data.conll import from_conll
+from kfinetune.data.few_shot import few_shot
 from kfinetune.data.files import from_csv
 from kfinetune.data.files import from_jsonl
 from kfinetune.data.labelled_texts import LabelledTexts
@@ -36,6 +37,7 @@ __all__ = [
     "TextClassificationData",
     "TokenLabels",
     "align_tags",
+    "few_shot",
     "from_conll",
     "from_csv",
     "from_jsonl",
