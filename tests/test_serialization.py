@@ -109,6 +109,13 @@ SAMPLES = {
     "kfinetune>LoRAConfig": lambda: peft.LoRAConfig(
         rank=4, alpha=8, dropout=0.1, targets=".*query", trainable=["logits"]
     ),
+    "kfinetune>Mixup": lambda: layers.Mixup(alpha=0.4, seed=3, name="mix"),
+    "kfinetune>MixupLoss": lambda: layers.MixupLoss(
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        layers.Mixup(alpha=0.3, seed=1, name="mix"),
+        reduction="sum",
+        name="mixed",
+    ),
     "kfinetune>OneCycle": lambda: schedules.OneCycle(
         1e-3, 100, 0.3, 10.0, 100.0
     ),

@@ -15,6 +15,7 @@ data = texts.split(validation=0.1, test=0.1)
 ```
 """
 
+from kfinetune.data import augment
 from kfinetune.data.conll import TaggedSentences
 from kfinetune.data.conll import from_conll
 from kfinetune.data.few_shot import few_shot
@@ -37,6 +38,7 @@ __all__ = [
     "TextClassificationData",
     "TokenLabels",
     "align_tags",
+    "augment",
     "few_shot",
     "from_conll",
     "from_csv",

@@ -7,6 +7,8 @@ from kfinetune.layers.crf import CRF
 from kfinetune.layers.crf import CRFLoss
 from kfinetune.layers.ia3 import IA3
 from kfinetune.layers.lora import LoRA
+from kfinetune.layers.mixup import Mixup
+from kfinetune.layers.mixup import MixupLoss
 from kfinetune.layers.prefix_attention import PrefixAttention
 from kfinetune.layers.prompt_embedding import PromptEmbedding
 from kfinetune.layers.span_head import SpanHead
@@ -18,6 +20,8 @@ __all__ = [
     "CRFLoss",
     "IA3",
     "LoRA",
+    "Mixup",
+    "MixupLoss",
     "ParallelAdapterTap",
     "PrefixAttention",
     "PromptEmbedding",
