@@ -17,6 +17,7 @@ from kfinetune import callbacks
 from kfinetune import data
 from kfinetune import evaluation
 from kfinetune import export
+from kfinetune import incremental
 from kfinetune import layers
 from kfinetune import multitask
 from kfinetune import optimizers
@@ -34,6 +35,7 @@ __all__ = [
     "data",
     "evaluation",
     "export",
+    "incremental",
     "layers",
     "multitask",
     "optimizers",

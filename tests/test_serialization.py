@@ -17,6 +17,7 @@ import pytest
 
 import kfinetune
 from kfinetune import callbacks
+from kfinetune import incremental
 from kfinetune import layers
 from kfinetune import optimizers
 from kfinetune import peft
@@ -78,6 +79,9 @@ SAMPLES = {
     "kfinetune>CRFLoss": lambda: layers.CRFLoss(
         reduction="sum", name="tag_nll"
     ),
+    "kfinetune>EWC": lambda: incremental.EWC(
+        0.5, [[0.25, -1.0], [2.0, 0.0]], [[1.0, 0.0], [0.5, 3.0]]
+    ),
     "kfinetune>GradualUnfreezing": lambda: callbacks.GradualUnfreezing(
         bert_groups(),
         every=2,
@@ -93,6 +97,7 @@ SAMPLES = {
     "kfinetune>IA3Config": lambda: peft.IA3Config(
         targets=[".*/key"], feedforward=".*intermediate.*"
     ),
+    "kfinetune>L2SP": lambda: incremental.L2SP(0.1, [1.5, -0.25, 0.0]),
     "kfinetune>LayerwiseOptimizer": lambda: optimizers.LayerwiseOptimizer(
         keras.optimizers.AdamW(1e-3),
         bert_groups(),

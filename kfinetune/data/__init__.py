@@ -18,12 +18,14 @@ data = texts.split(validation=0.1, test=0.1)
 from kfinetune.data import augment
 from kfinetune.data.conll import TaggedSentences
 from kfinetune.data.conll import from_conll
+from kfinetune.data.curriculum import curriculum
 from kfinetune.data.few_shot import few_shot
 from kfinetune.data.files import from_csv
 from kfinetune.data.files import from_jsonl
 from kfinetune.data.labelled_texts import LabelledTexts
 from kfinetune.data.labelled_texts import TextClassificationData
 from kfinetune.data.mix import mix
+from kfinetune.data.replay import replay
 from kfinetune.data.squad import QAExample
 from kfinetune.data.squad import from_squad
 from kfinetune.data.tfds import from_tfds
@@ -39,6 +41,7 @@ __all__ = [
     "TokenLabels",
     "align_tags",
     "augment",
+    "curriculum",
     "few_shot",
     "from_conll",
     "from_csv",
@@ -46,5 +49,6 @@ __all__ = [
     "from_squad",
     "from_tfds",
     "mix",
+    "replay",
     "tweet_sentiment",
 ]
