@@ -13,6 +13,7 @@ model = kft.presets.text_classifier(num_classes=2, sequence_length=64)
 ```
 """
 
+from kfinetune import active
 from kfinetune import callbacks
 from kfinetune import data
 from kfinetune import evaluation
@@ -31,6 +32,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",
+    "active",
     "callbacks",
     "data",
     "evaluation",
