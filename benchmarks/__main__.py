@@ -10,7 +10,15 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).parent.parent
-STEPS = ("step_time", "inference", "optimizer", "crf", "memory", "report")
+STEPS = (
+    "step_time",
+    "inference",
+    "optimizer",
+    "crf",
+    "distillation_speed",
+    "memory",
+    "report",
+)
 
 
 def main():

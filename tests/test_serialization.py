@@ -17,6 +17,7 @@ import pytest
 
 import kfinetune
 from kfinetune import callbacks
+from kfinetune import distillation
 from kfinetune import incremental
 from kfinetune import layers
 from kfinetune import optimizers
@@ -78,6 +79,15 @@ SAMPLES = {
     "kfinetune>CRF": lambda: layers.CRF(7, name="tagger_crf"),
     "kfinetune>CRFLoss": lambda: layers.CRFLoss(
         reduction="sum", name="tag_nll"
+    ),
+    "kfinetune>Distiller": lambda: distillation.Distiller(
+        testing.small_bert_classifier(num_layers=2),
+        distillation.shrink(testing.small_bert_classifier(seed=1), [1]),
+        temperature=3.0,
+        alpha=0.2,
+        hidden_weight=0.5,
+        hidden_layers={0: 1},
+        name="distiller",
     ),
     "kfinetune>EWC": lambda: incremental.EWC(
         0.5, [[0.25, -1.0], [2.0, 0.0]], [[1.0, 0.0], [0.5, 3.0]]
