@@ -60,8 +60,18 @@ demo: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) -m benchmarks
 
+# Quality runs train the real MiniLM on the bundled tweets over seeds:
+# many hours on two CPU cores in all (active learning and augmentation
+# take the longest). Each benchmark alone:
+# python -m benchmarks.NAME (--help lists its options).
+QUALITY := quality tagging domain_adaptation few_shot augmentation \
+  incremental active_learning distillation
+
 quality: $(INSTALLED)
-	$(PY) -m benchmarks.quality
+	@for name in $(QUALITY); do \
+	  echo "==> python -m benchmarks.$$name"; \
+	  $(PY) -m benchmarks.$$name || exit 1; \
+	done
 	$(PY) -m benchmarks.report
 
 clean:
