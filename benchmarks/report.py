@@ -493,8 +493,8 @@ def build_page(documents):
         '!!! note "Generated page"\n'
         "    `python -m benchmarks.report` writes this page from the JSON "
         "files in\n    `benchmarks/results/`; `make bench` (step time, "
-        "inference, optimizer,\n    CRF, memory) and `make quality` rerun the "
-        "benchmarks and "
+        "inference, optimizer,\n    CRF, distilled student, memory) and "
+        "`make quality` rerun the benchmarks and "
         "regenerate it. Edit `benchmarks/report.py`, not\n    this page.",
         "## How we measure",
         METHOD,
