@@ -110,3 +110,33 @@ def text_encoding(name, value):
         codecs.lookup(value)
     except (LookupError, TypeError):
         _fail(name, "a known text encoding", value)
+
+
+def unique_weight_paths(variables, purpose):
+    """Checks that no two of `variables` share a path.
+
+    A model holding two copies of a layer (a teacher and a student, two
+    towers) has weights with equal paths, so values keyed by path would mix
+    them up.
+
+    Args:
+        variables: the weights to key by path.
+        purpose: what the paths key, for the message, e.g. `"group
+            weights"`.
+
+    Returns:
+        The list of the paths, in the order of `variables`.
+
+    Raises:
+        ValueError: if two weights share a path.
+    """
+    paths = [v.path for v in variables]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Weight paths must be unique to {purpose} by path, but the "
+            "model holds two copies of some layers (e.g. a teacher and a "
+            "student). Rename one copy. "
+            f"Received: duplicates={duplicates[:5]}"
+        )
+    return paths

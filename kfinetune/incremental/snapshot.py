@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from kfinetune import checks
+
 
 def trainable_by_path(model):
     """The trainable variables of `model`, keyed by `variable.path`.
@@ -24,14 +26,7 @@ def trainable_by_path(model):
             "`model` must be a built Keras model with weights. "
             f"Received: model={model!r}"
         )
-    paths = [v.path for v in model.trainable_variables]
-    duplicates = sorted({p for p in paths if paths.count(p) > 1})
-    if duplicates:
-        raise ValueError(
-            "Weight paths must be unique to key weights by path, but the "
-            "model holds two copies of some layers (e.g. a teacher and a "
-            f"student). Rename one copy. Received: duplicates={duplicates[:5]}"
-        )
+    paths = checks.unique_weight_paths(model.trainable_variables, "key weights")
     return dict(zip(paths, model.trainable_variables, strict=True))
 
 

@@ -163,14 +163,7 @@ def layer_groups(model, groups=None):
             "`model` has no weights: build it first. "
             f"Received: model={getattr(model, 'name', model)!r}"
         )
-    paths = [v.path for v in variables]
-    duplicates = sorted({p for p in paths if paths.count(p) > 1})
-    if duplicates:
-        raise ValueError(
-            "Weight paths must be unique to group weights by path, but the "
-            "model holds two copies of some layers (e.g. a teacher and a "
-            f"student): {duplicates[:5]}. Rename one copy."
-        )
+    paths = checks.unique_weight_paths(variables, "group weights")
     if groups is not None:
         trainable = [v.path for v in variables if v.trainable]
         return LayerGroups(_by_patterns(paths, trainable, groups), variables)

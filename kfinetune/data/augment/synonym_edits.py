@@ -63,8 +63,8 @@ class _TensorSynonyms:
         return tf.gather(self.neighbours.flat_values, starts + picks)
 
 
-class SynonymReplacement(augmentation.TextAugmentation):
-    """Replaces words by synonyms; see `synonym_replacement`."""
+class _SynonymAugmentation(augmentation.TextAugmentation):
+    """A text augmentation that draws words from a synonym table."""
 
     def __init__(self, synonyms, rate, seed=None):
         augmentation.check_rate(rate)
@@ -72,6 +72,13 @@ class SynonymReplacement(augmentation.TextAugmentation):
         super().__init__(rate, seed)
         self.synonyms = lookups.table
         self._lookups = lookups
+
+    def _arguments(self):
+        return {"synonyms": self.synonyms, **super()._arguments()}
+
+
+class SynonymReplacement(_SynonymAugmentation):
+    """Replaces words by synonyms; see `synonym_replacement`."""
 
     def augment_text(self, text, seed):
         words = augmentation.split_words(text)
@@ -88,9 +95,6 @@ class SynonymReplacement(augmentation.TextAugmentation):
             ]
         )
         return augmentation.join_words(tf.where(chosen, replaced, words))
-
-    def _arguments(self):
-        return {"synonyms": self.synonyms, **super()._arguments()}
 
 
 def synonym_replacement(synonyms, rate=0.1, seed=None):
@@ -130,15 +134,8 @@ def synonym_replacement(synonyms, rate=0.1, seed=None):
     return SynonymReplacement(synonyms, rate, seed)
 
 
-class RandomInsertion(augmentation.TextAugmentation):
+class RandomInsertion(_SynonymAugmentation):
     """Inserts synonyms of words; see `random_insertion`."""
-
-    def __init__(self, synonyms, rate, seed=None):
-        augmentation.check_rate(rate)
-        lookups = _TensorSynonyms(synonyms)
-        super().__init__(rate, seed)
-        self.synonyms = lookups.table
-        self._lookups = lookups
 
     def augment_text(self, text, seed):
         words = augmentation.split_words(text)
@@ -167,9 +164,6 @@ class RandomInsertion(augmentation.TextAugmentation):
             tf.gather(tf.concat([words, [""]], 0), old_rank),
         )
         return augmentation.join_words(merged)
-
-    def _arguments(self):
-        return {"synonyms": self.synonyms, **super()._arguments()}
 
 
 def random_insertion(synonyms, rate=0.1, seed=None):
