@@ -16,9 +16,10 @@ on the originals with a `kfinetune.layers.Mixup` after the pooled output.
     python -m benchmarks.augmentation [--sizes 16 64 full]
         [--methods none random_swap ...] [--seeds 0 1 2] [--limit STEPS]
 
-`fit_seconds` includes the XLA compilation of each new model. Rows of an
-earlier run with the same seeds and limit are kept, so sizes can be run
-one command at a time (`--sizes 16 64`, then `--sizes full`).
+Each row is written as soon as its seeds finish, and rows of an earlier
+run with the same seeds and limit are kept, so sizes can be run one
+command at a time (`--sizes 16 64`, then `--sizes full`) and an
+interrupted run keeps what it finished.
 """
 
 import argparse
@@ -148,9 +149,9 @@ def run(method, size, seed, limit=None):
             )
         ),
         loss=loss,
-        # Compiling a MiniLM with XLA takes about a minute here: smoke runs
-        # skip it.
-        jit_compile=limit is None,
+        # Every run is a new model: compiling it with XLA (about a minute
+        # here) costs more than it saves in a few dozen steps.
+        jit_compile=False,
     )
     start = time.perf_counter()
     model.fit(train, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
@@ -224,7 +225,7 @@ def main(argv=None):
         "--limit",
         type=int,
         help="train for at most this many steps and test on at most this "
-        "many batches, without XLA, by default with seed 0 at k=16 only "
+        "many batches, by default with seed 0 at k=16 only "
         "(smoke runs; the result is marked)",
     )
     args = parser.parse_args(argv)
@@ -256,13 +257,27 @@ def main(argv=None):
                 baseline = runs
             name = f"{'full' if size == 'full' else 'k=' + size} {method}"
             results[name] = summarise(size, method, runs, baseline)
+            # Written after every row, so an interrupted run keeps the
+            # rows it finished.
+            payload = _write(results, args.seeds, args.limit)
+    print(report.render_results("augmentation", payload))
+
+
+def _write(results, seeds, limit):
+    """Writes this run's rows merged with an earlier run's; returns the
+    payload."""
+    merged = _merged(results, seeds, limit)
+    sizes = list(dict.fromkeys(name.split()[0] for name in merged))
+    methods = [
+        m for m in METHODS if any(r["method"] == m for r in merged.values())
+    ]
     payload = {
         "parameters": {
             "model": "all-MiniLM-L6-v2 (TextClassifier, 2 classes), full "
             "fine-tuning",
             "data": "kfinetune.data.tweet_sentiment(classes=2, seed=seed), "
             "k-shot train sets from kfinetune.data.few_shot(data, k, seed)",
-            "sizes": args.sizes,
+            "sizes": sizes,
             "schedules": {
                 size: {"batch_size": b, "baseline_epochs": e}
                 for size, (b, e) in SCHEDULES.items()
@@ -273,7 +288,7 @@ def main(argv=None):
             "of each per pass, shuffled together",
             "sequence_length": SEQUENCE_LENGTH,
             "optimizer": f"AdamW {LEARNING_RATE}, linear decay to 0",
-            "jit_compile": not smoke,
+            "jit_compile": False,
             "eda_rate": EDA_RATE,
             "token_masking_rate": MASK_RATE,
             "span_cutoff_rate": CUTOFF_RATE,
@@ -281,13 +296,13 @@ def main(argv=None):
             "synonyms": f"embedding_synonyms(MiniLM, k={SYNONYMS_K}) for "
             "the words of the train split",
             "methods": methods,
-            "seeds": args.seeds,
-            "limit": args.limit,
+            "seeds": seeds,
+            "limit": limit,
         },
-        "results": _merged(results, args.seeds, args.limit),
+        "results": merged,
     }
     harness.write_json("augmentation", payload)
-    print(report.render_results("augmentation", payload))
+    return payload
 
 
 if __name__ == "__main__":

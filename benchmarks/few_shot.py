@@ -7,10 +7,12 @@ split, so every run is scored on the same 1,000 test tweets). For every
 method, k (labelled tweets per class) and seed, a fresh model trains on
 `kfinetune.data.few_shot(data, k, seed)` (nested: for one seed the k=8
 sample is part of the k=16 one) for a fixed number of steps of batch
-`min(16, 2k)`, AdamW with linear decay, `jit_compile=True`. The learning
-rates are the quality benchmark's (chosen with 2,000 training tweets), not
-tuned for few examples. Cells are test accuracy (and macro-F1), mean ±
-sample std over seeds; the curve goes to `docs/img/few_shot.png`.
+`min(16, 2k)`, AdamW with linear decay, without XLA (each run is a new
+model, and compiling one costs more than it saves in 100 steps). The
+learning rates are the quality benchmark's (chosen with 2,000 training
+tweets), not tuned for few examples. Cells are test accuracy (and
+macro-F1), mean ± sample std over seeds; the curve goes to
+`docs/img/few_shot.png`.
 
     python -m benchmarks.few_shot [--methods full lora prompt linear_probe]
         [--ks 8 16 32 64] [--seeds 0 1 2] [--steps 100] [--limit STEPS]
@@ -111,7 +113,7 @@ def main(argv=None):
         methods={name: METHODS[name]() for name in args.methods},
         steps=steps,
         batch_size=BATCH_SIZE,
-        jit_compile=True,
+        jit_compile=False,
     )
     print(f"{len(curve.runs)} runs in {time.perf_counter() - start:.0f} s")
     payload = {
@@ -128,7 +130,7 @@ def main(argv=None):
             "sequence_length": SEQUENCE_LENGTH,
             "optimizer": "AdamW, the method's peak learning rate, linear "
             "decay to 0 over the steps",
-            "jit_compile": True,
+            "jit_compile": False,
             "limit": args.limit,
             "figure": str(figure),
         },
