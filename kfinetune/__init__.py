@@ -20,6 +20,7 @@ from kfinetune import distillation
 from kfinetune import evaluation
 from kfinetune import export
 from kfinetune import incremental
+from kfinetune import inspect
 from kfinetune import layers
 from kfinetune import multitask
 from kfinetune import optimizers
@@ -40,6 +41,7 @@ __all__ = [
     "evaluation",
     "export",
     "incremental",
+    "inspect",
     "layers",
     "multitask",
     "optimizers",

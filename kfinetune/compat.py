@@ -37,6 +37,15 @@ Uses:
   and `_exclude_from_weight_decay_pattern`) and not in the optimizer's
   config, so `LayerwiseOptimizer`'s group copies, made from the config,
   would lose them; this method is Keras's own rule for reading them.
+- `TransformerEncoder._self_attention_layer` (`self_attention_layer`): the
+  attention layer of a keras-hub encoder, which has no public accessor;
+  `kfinetune.inspect` reads its attention weights from it.
+- An instance's `call` (`recording_call`): keras-hub's `TransformerEncoder`
+  hands its attention layer `return_attention_scores` only when its own
+  caller asks, and a backbone's graph never asks; `kfinetune.inspect`
+  shadows the bound `call` of one layer object for the duration of one
+  eager forward pass (Keras's `Layer.__call__` runs `self.call`), and
+  removes it afterwards.
 - `tf.__internal__.distribute.strategy_supports_no_merge_call`
   (`syncs_without_merge_call`): whether replicas sum gradients without
   `merge_call`, which cannot run inside a `cond`; Keras's
@@ -181,3 +190,26 @@ def syncs_without_merge_call():
     `merge_call` (no strategy, TPUs, XLA on GPUs): then a `cond` may step an
     optimizer in the replica context."""
     return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+def self_attention_layer(encoder):
+    """The self-attention layer of a keras-hub `TransformerEncoder` (a
+    `MultiHeadAttention`, or the wrapper PEFT put in its place)."""
+    return encoder._self_attention_layer
+
+
+@contextlib.contextmanager
+def recording_call(layer, replacement):
+    """Makes `layer.__call__` run `replacement(original_call, *args,
+    **kwargs)` inside the block (eager calls only: a traced function keeps
+    what it traced)."""
+    original = layer.call
+
+    def call(*args, **kwargs):
+        return replacement(original, *args, **kwargs)
+
+    object.__setattr__(layer, "call", call)
+    try:
+        yield
+    finally:
+        object.__delattr__(layer, "call")

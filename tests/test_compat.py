@@ -3,6 +3,7 @@ installed Keras and keras-hub: private attributes change without notice, so
 an upgrade that breaks one must fail here first."""
 
 import keras
+import numpy as np
 import pytest
 
 from kfinetune import compat
@@ -140,3 +141,33 @@ def test_syncs_without_merge_call_except_under_mirrored_strategy_on_cpu():
     assert compat.syncs_without_merge_call()
     with testing.two_cpu_strategy().scope():
         assert not compat.syncs_without_merge_call()
+
+
+def test_self_attention_layer_is_the_encoders_attention():
+    encoder = testing.small_bert_backbone().get_layer("transformer_layer_0")
+    attention = compat.self_attention_layer(encoder)
+    assert isinstance(attention, keras.layers.MultiHeadAttention)
+    assert any(layer is attention for layer in encoder._layers)
+
+
+def test_recording_call_shadows_call_in_eager_runs_only_inside():
+    backbone = testing.small_bert_backbone()
+    encoder = backbone.get_layer("transformer_layer_0")
+    attention = compat.self_attention_layer(encoder)
+    x = testing.small_bert_inputs(batch_size=2)
+    seen = []
+
+    def record(original, *args, **kwargs):
+        kwargs["return_attention_scores"] = True
+        output, scores = original(*args, **kwargs)
+        seen.append(scores.shape)
+        return output
+
+    expected = backbone(x)["sequence_output"]
+    with compat.recording_call(attention, record):
+        inside = backbone(x)["sequence_output"]
+    assert seen == [(2, 4, 16, 16)]
+    assert "call" not in vars(attention)
+    backbone(x)
+    assert len(seen) == 1
+    np.testing.assert_allclose(inside, expected, atol=1e-6)

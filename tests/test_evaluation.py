@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -57,3 +59,28 @@ def test_evaluate_classifier_keeps_labels_aligned_on_reshuffled_data():
         model, dataset, ["neg", "pos"], batch_size=8
     )
     assert report == expected
+
+
+def test_the_report_draws_its_confusion_matrix(tmp_path):
+    from matplotlib.image import imread
+
+    report = evaluation.classification_report(
+        [0, 1, 1, 2], [0, 1, 0, 2], ["negative", "positive", "neutral"]
+    )
+    assert report.confusion == ((1, 0, 0), (1, 1, 0), (0, 0, 1))
+    path = report.plot_confusion_matrix(tmp_path / "c.png", dpi=50)
+    assert imread(path).shape[2] == 4 and path.stat().st_size > 1000
+    counts = evaluation.plot_confusion_matrix(
+        report.confusion, report.class_names, tmp_path / "n.png", False
+    )
+    assert counts.exists()
+    with pytest.raises(ValueError, match="square"):
+        evaluation.plot_confusion_matrix([[1, 2]], ["a"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="class_names"):
+        evaluation.plot_confusion_matrix(
+            [[1, 0], [0, 1]], ["a"], tmp_path / "x.png"
+        )
+    bare = dataclasses.replace(report, confusion=None)
+    with pytest.raises(ValueError, match="confusion=None"):
+        bare.plot_confusion_matrix(tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -167,6 +167,9 @@ SAMPLES = {
     "kfinetune>SpanHead": lambda: layers.SpanHead(
         kernel_initializer="zeros", name="span"
     ),
+    "kfinetune>TrainingCurves": lambda: callbacks.TrainingCurves(
+        "curves.png", learning_rates=False, dpi=80
+    ),
     "kfinetune>WarmupCosineDecay": lambda: schedules.WarmupCosineDecay(
         1e-3, 10, 100, 0.1
     ),

@@ -3,6 +3,7 @@
 from kfinetune.evaluation.classification import ClassificationReport
 from kfinetune.evaluation.classification import classification_report
 from kfinetune.evaluation.classification import evaluate_classifier
+from kfinetune.evaluation.confusion import plot_confusion_matrix
 from kfinetune.evaluation.sequence_labelling import SequenceLabellingReport
 from kfinetune.evaluation.sequence_labelling import extract_entities
 from kfinetune.evaluation.sequence_labelling import sequence_labelling_report
@@ -13,5 +14,6 @@ __all__ = [
     "classification_report",
     "evaluate_classifier",
     "extract_entities",
+    "plot_confusion_matrix",
     "sequence_labelling_report",
 ]

@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 
+from kfinetune.evaluation import confusion as confusion_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationReport:
@@ -19,6 +21,9 @@ class ClassificationReport:
         recall: per-class recall.
         f1: per-class F1.
         support: per-class number of true examples.
+        confusion: the confusion matrix, a tuple of rows: `confusion[i][j]`
+            counts the examples of class `i` predicted as `j`. Defaults to
+            `None` (a report built without one).
     """
 
     class_names: tuple
@@ -27,6 +32,7 @@ class ClassificationReport:
     recall: tuple
     f1: tuple
     support: tuple
+    confusion: tuple | None = None
 
     @property
     def macro_f1(self):
@@ -41,6 +47,31 @@ class ClassificationReport:
             self.f1,
             self.support,
             strict=True,
+        )
+
+    def plot_confusion_matrix(self, path, normalize=True, dpi=120):
+        """Draws the confusion matrix as a PNG; see
+        `kfinetune.evaluation.plot_confusion_matrix`.
+
+        Args:
+            path: the PNG file to write.
+            normalize: divide each row by its total. Defaults to `True`.
+            dpi: the resolution. Defaults to `120`.
+
+        Returns:
+            The path written, as a `pathlib.Path`.
+
+        Raises:
+            ValueError: the report has no confusion matrix.
+        """
+        if self.confusion is None:
+            raise ValueError(
+                "This report has no confusion matrix: build it with "
+                "`classification_report` or `evaluate_classifier`. "
+                "Received: confusion=None"
+            )
+        return confusion_lib.plot_confusion_matrix(
+            self.confusion, self.class_names, path, normalize, dpi=dpi
         )
 
     def as_dict(self):
@@ -141,6 +172,7 @@ def classification_report(y_true, y_pred, class_names):
         recall=tuple(float(v) for v in recall),
         f1=tuple(float(v) for v in f1),
         support=tuple(int(v) for v in support),
+        confusion=tuple(tuple(int(v) for v in row) for row in confusion),
     )
 
 
