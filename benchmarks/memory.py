@@ -15,11 +15,20 @@ steps, and reports:
   the baseline, i.e. without compilation's transient memory. Linux resets
   the peak on request (`/proc/self/clear_refs`); where it cannot, this is
   `None`.
+- `variable_mib`: the bytes held by the model's variables (dtype size ×
+  elements; an int8-quantized backbone counts one byte per kernel weight),
+  and `step_seconds`: the mean time of the timed steps in that process.
+  Pair a variant with its own control for the remat and int8 ratios:
+  `lora_remat` and `full_remat` against `lora` and `full`, `lora_int8`
+  against `lora`.
 
 Linux only (it reads `/proc/self/status`).
 
     python -m benchmarks.memory [--variants full keras_lora frozen]
-        [--warmup 2] [--steps 10]
+        [--warmup 2] [--steps 10] [--output PATH]
+
+`--output` writes the JSON there instead of
+`benchmarks/results/memory.json` (for trial runs).
 """
 
 import argparse
@@ -28,6 +37,7 @@ import pathlib
 import resource
 import subprocess
 import sys
+import time
 
 from benchmarks import harness
 from benchmarks import report
@@ -69,13 +79,17 @@ def child(variant, warmup, steps):
         model.train_on_batch(x, y)
     peak_warmup = _maxrss_mib()
     can_reset = _reset_peak()
+    start = time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(x, y)
+    step_seconds = (time.perf_counter() - start) / steps
     peak_steps = _status_mib("VmHWM")
     peak = max(peak_warmup, _maxrss_mib())
     return {
         "trainable_params": trainable,
         "total_params": total,
+        "variable_mib": workloads.variable_bytes(model) / 2**20,
+        "step_seconds": step_seconds,
         "baseline_rss_mib": baseline,
         "peak_rss_mib": peak,
         "peak_increase_mib": peak - baseline,
@@ -118,6 +132,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
+        "--output",
+        type=pathlib.Path,
+        help="write the JSON to this file instead of "
+        "benchmarks/results/memory.json",
+    )
+    parser.add_argument(
         "--child",
         choices=sorted(workloads.VARIANTS),
         help="measure one variant in this process and print JSON (used by "
@@ -151,6 +171,10 @@ def main(argv=None):
         result["peak_increase_ratio"] = (
             result["peak_increase_mib"] / base["peak_increase_mib"]
         )
+        result["variable_ratio"] = result["variable_mib"] / base["variable_mib"]
+        result["step_time_ratio"] = (
+            result["step_seconds"] / base["step_seconds"]
+        )
         if result["steady_increase_mib"] is not None:
             result["steady_increase_ratio"] = (
                 result["steady_increase_mib"] / base["steady_increase_mib"]
@@ -164,7 +188,13 @@ def main(argv=None):
         "baseline": args.baseline,
         "results": results,
     }
-    harness.write_json("memory", payload)
+    if args.output is not None:
+        document = {"benchmark": "memory", "machine": harness.machine_info()}
+        args.output.write_text(
+            json.dumps({**document, **payload}, indent=2) + "\n"
+        )
+    else:
+        harness.write_json("memory", payload)
     print(report.render_results("memory", payload))
 
 

@@ -114,6 +114,13 @@ METHODS = {
         "chosen on the validation split of seed 0 (one epoch, constant "
         "rate): 5e-4 0.798, 1e-3 0.858, 2e-3 0.902",
     ),
+    "lora_int8": Method(
+        workloads.lora_int8,
+        2e-3,
+        "as `lora` (same learning rate), over a backbone quantized to int8 "
+        'with Keras\'s `backbone.quantize("int8")` (QLoRA-style): the '
+        "LoRA factors and the head train in float",
+    ),
     "houlsby": Method(
         workloads.houlsby,
         2e-3,

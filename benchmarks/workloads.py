@@ -85,6 +85,30 @@ def prompt(model, length=PROMPT_LENGTH):
     return peft.apply(model, peft.PromptConfig(length=length, init="vocab"))
 
 
+def lora_int8(model, rank=LORA_RANK):
+    """kfinetune LoRA as `lora`, over a backbone quantized to int8 with
+    Keras's `backbone.quantize("int8")` (QLoRA-style): every Dense,
+    EinsumDense and embedding of the backbone holds int8 kernels and float
+    scales; the head stays float."""
+    model.backbone.quantize("int8")
+    return lora(model, rank)
+
+
+def full_remat(model):
+    """Full fine-tuning with every transformer block rematerialised
+    (`kfinetune.peft.remat`)."""
+    peft.remat(model)
+    return model
+
+
+def lora_remat(model, rank=LORA_RANK):
+    """kfinetune LoRA as `lora`, with every transformer block
+    rematerialised (`kfinetune.peft.remat`)."""
+    model = lora(model, rank)
+    peft.remat(model)
+    return model
+
+
 VARIANTS = {
     "full": full,
     "keras_lora": keras_lora,
@@ -94,6 +118,9 @@ VARIANTS = {
     "ia3": ia3,
     "prefix": prefix,
     "prompt": prompt,
+    "lora_int8": lora_int8,
+    "full_remat": full_remat,
+    "lora_remat": lora_remat,
 }
 
 
@@ -205,6 +232,15 @@ def describe():
         "lora_targets": list(LORA_TARGETS),
         "adapter_size": ADAPTER_SIZE,
     }
+
+
+def variable_bytes(model):
+    """The bytes held by a model's variables (each dtype's size × its
+    number of elements; int8 kernels count one byte per weight)."""
+    return sum(
+        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+        for v in model.weights
+    )
 
 
 def parameter_counts(model):

@@ -11,6 +11,10 @@ WRAPPABLE = (
     keras.layers.EinsumDense,
     keras.layers.Embedding,
 )
+# The quantization modes of a frozen base layer LoRA trains over: their
+# kernels are integer variables that do not train. (float8 layers train
+# their scales with the kernel; GPTQ and AWQ are calibrated per model.)
+QUANTIZED_MODES = ("int8", "int4")
 
 
 def why_not_wrappable(layer):
@@ -19,8 +23,15 @@ def why_not_wrappable(layer):
         return None
     if not isinstance(layer, WRAPPABLE):
         return f"{type(layer).__name__} is not Dense, EinsumDense or Embedding"
-    if getattr(layer, "quantization_mode", None):
-        return f"quantized ({layer.quantization_mode})"
+    mode = getattr(layer, "quantization_mode", None)
+    if mode and (
+        mode not in QUANTIZED_MODES or isinstance(layer, keras.layers.Embedding)
+    ):
+        kind = type(layer).__name__
+        return (
+            f"quantized ({mode}); LoRA wraps Dense and EinsumDense layers "
+            f"quantized to {' or '.join(QUANTIZED_MODES)}, not a {mode} {kind}"
+        )
     if getattr(layer, "lora_enabled", False):
         return "Keras's built-in LoRA is enabled on it"
     if isinstance(layer, keras.layers.Embedding) and hasattr(layer, "reverse"):
@@ -48,6 +59,15 @@ class LoRA(keras.layers.Wrapper):
     layer's cost; `unmerge()` takes it out again. A `LoRA` may wrap another
     `LoRA` (two named adapters on one layer); `enabled = False` makes a
     wrapper pass its input through to the layer it wraps unchanged.
+
+    The wrapped layer may be quantized to int8 or int4 (QLoRA-style, with
+    Keras's own `layer.quantize("int8")` or `model.quantize("int8")`,
+    before wrapping): its integer kernel and scale stay frozen and
+    quantized, the base output is the quantized layer's own, and `A` and
+    `B` train in float. Such an update cannot be merged (`merge()` raises
+    `ValueError`: folding it in would re-quantize the kernel and lose the
+    update to rounding). Quantizing the wrapped layer after wrapping is an
+    error, as is calling `quantize` on the wrapper.
 
     Args:
         layer: a `keras.layers.Dense`, `keras.layers.EinsumDense` or
@@ -100,6 +120,9 @@ class LoRA(keras.layers.Wrapper):
         self.merged = merged
         self.enabled = True
         self._dropout_layer = keras.layers.Dropout(dropout)
+        # Checked in `call`: `model.quantize` quantizes the layers inside a
+        # wrapper (it only visits layers without sublayers).
+        self.base_quantization_mode = self.base_layer.quantization_mode
 
     @property
     def base_layer(self):
@@ -110,6 +133,11 @@ class LoRA(keras.layers.Wrapper):
         return layer
 
     @property
+    def quantized(self):
+        """Whether the wrapped layer is quantized (int8 or int4)."""
+        return self.base_quantization_mode is not None
+
+    @property
     def kernel(self):
         """The base layer's kernel (or embedding table)."""
         base = self.base_layer
@@ -118,6 +146,7 @@ class LoRA(keras.layers.Wrapper):
         return base.kernel
 
     def _shapes(self):
+        # For int4 layers, `kernel` is the unpacked integer kernel.
         kernel_shape = tuple(self.kernel.shape)
         base = self.base_layer
         if isinstance(base, keras.layers.EinsumDense):
@@ -185,6 +214,15 @@ class LoRA(keras.layers.Wrapper):
 
     def call(self, inputs, training=None):
         base = self.base_layer
+        if base.quantization_mode != self.base_quantization_mode:
+            raise ValueError(
+                f"The layer {base.name!r} inside LoRA {self.name!r} was "
+                f"quantized ({base.quantization_mode}) after LoRA wrapped it "
+                f"(then {self.base_quantization_mode}), so its kernel no "
+                "longer matches what LoRA was applied to. Quantize the model "
+                "first, then apply LoRA. "
+                f"Received: quantization_mode={base.quantization_mode!r}"
+            )
         if isinstance(base, keras.layers.Embedding):
             if inputs.dtype not in ("int32", "int64"):
                 inputs = ops.cast(inputs, "int32")
@@ -209,7 +247,21 @@ class LoRA(keras.layers.Wrapper):
 
         A model's traced predict / train functions keep running the old
         path: reset them afterwards (`kfinetune.peft.merge` does).
+
+        Raises:
+            ValueError: the wrapped layer is quantized.
         """
+        if self.quantized:
+            raise ValueError(
+                f"LoRA {self.name!r} cannot merge into "
+                f"{self.base_layer.name!r}: that layer is quantized "
+                f"({self.base_quantization_mode}), and folding the float "
+                "update into its integer kernel would re-quantize it and "
+                "lose most of the update to rounding. Keep the adapter "
+                "unmerged (it computes the update alongside the quantized "
+                "layer), or apply it to a float copy of the model. "
+                f"Received: quantization_mode={self.base_quantization_mode!r}"
+            )
         if not self.merged:
             self.kernel.assign(self.kernel + self.delta())
             self.merged = True
@@ -220,6 +272,19 @@ class LoRA(keras.layers.Wrapper):
         if self.merged:
             self.kernel.assign(self.kernel - self.delta())
             self.merged = False
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Refuses: quantize the model before applying LoRA.
+
+        Raises:
+            ValueError: always.
+        """
+        raise ValueError(
+            f"LoRA {self.name!r} cannot be quantized: quantize the model "
+            "(`model.quantize(...)`) before applying LoRA; the LoRA factors "
+            "then train in float over the quantized layer. "
+            f"Received: mode={mode!r}"
+        )
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -238,6 +303,8 @@ class LoRA(keras.layers.Wrapper):
 
 
 def _base_pre_activation(layer, inputs):
+    if layer.quantization_mode is not None:
+        return _quantized_pre_activation(layer, inputs)
     if isinstance(layer, keras.layers.Embedding):
         return ops.take(layer.embeddings, inputs, axis=0)
     if isinstance(layer, keras.layers.EinsumDense):
@@ -247,6 +314,23 @@ def _base_pre_activation(layer, inputs):
     if layer.bias is not None:
         x = x + layer.bias
     return x
+
+
+def _quantized_pre_activation(layer, inputs):
+    """A quantized layer's own output, before its activation.
+
+    Keras's quantized Dense and EinsumDense compute with the integer kernel
+    (and a custom gradient for their inputs) in their call; the activation
+    is left out while it runs, so that the update adds before it.
+    """
+    activation = layer.activation
+    if activation is None or activation is keras.activations.linear:
+        return layer(inputs)
+    layer.activation = None
+    try:
+        return layer(inputs)
+    finally:
+        layer.activation = activation
 
 
 def _prod(shape):

@@ -30,6 +30,7 @@ from kfinetune.peft.named_adapters import set_active
 from kfinetune.peft.peft_model import PEFTModel
 from kfinetune.peft.prefix import PrefixConfig
 from kfinetune.peft.prompt import PromptConfig
+from kfinetune.peft.rematerialise import remat
 from kfinetune.peft.state import load
 from kfinetune.peft.state import save
 from kfinetune.peft.summary import summary
@@ -48,6 +49,7 @@ __all__ = [
     "load",
     "merge",
     "merge_and_unload",
+    "remat",
     "reset_compiled_functions",
     "save",
     "set_active",

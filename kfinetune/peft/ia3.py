@@ -56,6 +56,11 @@ class IA3Config(config.PEFTConfig):
             return None, "already adapted by LoRA, which IA3 cannot merge with"
         if not isinstance(layer, ia3.SUPPORTED):
             return None, f"{type(layer).__name__} is not Dense or EinsumDense"
+        mode = getattr(layer, "quantization_mode", None)
+        if mode:
+            # IA3 scales the kernel when merged, which an integer kernel
+            # cannot hold without re-quantizing.
+            return None, f"quantized ({mode}); IA3 needs a float kernel"
         position = (
             "input" if re.fullmatch(self.feedforward, site.path) else "output"
         )

@@ -1,7 +1,9 @@
 """`merge`, `unmerge` and `merge_and_unload`: fold adapters into the base
 weights."""
 
+from kfinetune.layers import lora
 from kfinetune.peft import adapter_state
+from kfinetune.peft import injected
 from kfinetune.peft import injection
 from kfinetune.peft.compiled_functions import reset_compiled_functions
 from kfinetune.peft.peft_model import require
@@ -17,16 +19,37 @@ def _names(model, name, active_only):
     return names
 
 
+def _refuse_quantized(model, names):
+    """Raises when a LoRA of the adapters `names` wraps a quantized layer,
+    before anything merges."""
+    for name in names:
+        for wrapper in injected.wrappers(model.base, name):
+            if isinstance(wrapper, lora.LoRA) and wrapper.quantized:
+                raise ValueError(
+                    f"The adapter {name!r} cannot be merged: its LoRA "
+                    f"{wrapper.name!r} wraps {wrapper.base_layer.name!r}, "
+                    f"which is quantized ({wrapper.base_quantization_mode}); "
+                    "folding a float update into an integer kernel would "
+                    "re-quantize it and lose most of the update. Keep the "
+                    "adapter unmerged (the model computes it alongside the "
+                    "quantized layers; it saves, loads and exports so), or "
+                    "apply it to a float copy of the model. "
+                    f"Received: name={name!r}"
+                )
+
+
 def merge(model, name=None):
     """Folds LoRA and IA3 updates into the base kernels, for inference at
     the base model's cost, and prefix tuning's reparameterisation MLP into
     plain prefixes. Outputs stay equal (within float rounding).
 
     Bottleneck adapters are non-linear and prompts are inputs: they stay as
-    they are. A merged adapter does not train until `unmerge`. Only active
-    adapters merge (an inactive one computes nothing, so folding it in
-    would change the outputs); one that stops being active, through
-    `set_active` or `disable`, is unmerged.
+    they are. A merged adapter does not train until `unmerge`. LoRA over
+    quantized layers (int8 or int4) does not merge: a `ValueError` names
+    it, and nothing changes. Only active adapters merge (an inactive one
+    computes nothing, so folding it in would change the outputs); one
+    that stops being active, through `set_active` or `disable`, is
+    unmerged.
 
     Args:
         model: a model returned by `apply`.
@@ -34,7 +57,8 @@ def merge(model, name=None):
             active adapter.
 
     Raises:
-        ValueError: `name` is not an adapter of the model, or not active.
+        ValueError: `name` is not an adapter of the model, or not active,
+            or a LoRA to merge wraps a quantized layer.
 
     Example:
 
@@ -51,6 +75,7 @@ def merge(model, name=None):
             "outputs: `kfinetune.peft.set_active` it first. "
             f"Received: name={name!r}"
         )
+    _refuse_quantized(model, names)
     adapter_state.set_merged(model, names, True)
 
 
@@ -101,7 +126,7 @@ def merge_and_unload(model):
 
     Raises:
         ValueError: an active adapter cannot be folded into the base
-            weights.
+            weights (including LoRA over quantized layers).
 
     Example:
 
@@ -123,6 +148,7 @@ def merge_and_unload(model):
             "`kfinetune.peft.delete` (or keep the PEFTModel). "
             f"Received: model={model.name!r}"
         )
+    _refuse_quantized(model, model.active)
     adapter_state.set_merged(model, model.active, True)
     base = injection.remove_all(model.base)
     model.adapters.clear()

@@ -92,6 +92,27 @@ class PEFTModel(keras_hub.models.Task):
             raise AttributeError(name)
         return getattr(self.__dict__.get("base"), name)
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Refuses: quantize the base model before applying adapters.
+
+        `keras.Model.quantize` would quantize the layers inside the
+        adapters (it visits every layer without sublayers): the float LoRA
+        base would change under its factors, and the adapters' own
+        trainable layers would turn into frozen integer ones.
+
+        Raises:
+            ValueError: always.
+        """
+        raise ValueError(
+            "Cannot quantize a model that has adapters "
+            f"({list(self.adapters)}): quantize the base model first "
+            '(e.g. `model.backbone.quantize("int8")`), then '
+            "`kfinetune.peft.apply` the adapters, which train in float "
+            "over the quantized layers. To quantize a trained adapter's "
+            "model, `kfinetune.peft.merge_and_unload` it and quantize the "
+            f"result. Received: mode={mode!r}"
+        )
+
     def get_config(self):
         return {
             "name": self.name,
