@@ -40,6 +40,11 @@ Uses:
 - `TransformerEncoder._self_attention_layer` (`self_attention_layer`): the
   attention layer of a keras-hub encoder, which has no public accessor;
   `kfinetune.inspect` reads its attention weights from it.
+- `TransformerEncoder._feedforward_intermediate_dense`
+  (`set_feedforward_activation`): keras-hub's `BertBackbone` builds its
+  encoders with the tanh approximation of GELU and takes no activation
+  argument; a Hugging Face checkpoint trained with exact GELU needs the
+  feed-forward layer's activation replaced (`HFBertBackbone`).
 - An instance's `call` (`recording_call`): keras-hub's `TransformerEncoder`
   hands its attention layer `return_attention_scores` only when its own
   caller asks, and a backbone's graph never asks; `kfinetune.inspect`
@@ -196,6 +201,14 @@ def self_attention_layer(encoder):
     """The self-attention layer of a keras-hub `TransformerEncoder` (a
     `MultiHeadAttention`, or the wrapper PEFT put in its place)."""
     return encoder._self_attention_layer
+
+
+def set_feedforward_activation(encoder, activation):
+    """Makes the feed-forward network of a keras-hub `TransformerEncoder`
+    use `activation` (a Keras activation function); the encoder's config
+    reports it too."""
+    encoder.activation = activation
+    encoder._feedforward_intermediate_dense.activation = activation
 
 
 @contextlib.contextmanager

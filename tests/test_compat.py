@@ -171,3 +171,14 @@ def test_recording_call_shadows_call_in_eager_runs_only_inside():
     backbone(x)
     assert len(seen) == 1
     np.testing.assert_allclose(inside, expected, atol=1e-6)
+
+
+def test_set_feedforward_activation_changes_what_the_encoder_computes():
+    backbone = testing.small_bert_backbone(num_layers=1)
+    encoder = backbone.get_layer("transformer_layer_0")
+    x = testing.small_bert_inputs(batch_size=2)
+    before = keras.ops.convert_to_numpy(backbone(x)["sequence_output"])
+    compat.set_feedforward_activation(encoder, keras.activations.relu)
+    assert encoder.get_config()["activation"] == "relu"
+    after = keras.ops.convert_to_numpy(backbone(x)["sequence_output"])
+    assert np.abs(after - before).max() > 1e-3

@@ -22,6 +22,7 @@ from kfinetune import incremental
 from kfinetune import layers
 from kfinetune import optimizers
 from kfinetune import peft
+from kfinetune import presets
 from kfinetune import testing
 from kfinetune.layers import prompt_wrappers
 from kfinetune.optimizers import schedules
@@ -101,6 +102,15 @@ SAMPLES = {
         verbose=0,
     ),
     "kfinetune>GroupLearningRates": callbacks.GroupLearningRates,
+    "kfinetune>HFBertBackbone": lambda: presets.HFBertBackbone(
+        vocabulary_size=len(testing.VOCABULARY),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+        activation="relu",
+    ),
     "kfinetune>IA3": lambda: layers.IA3(
         keras.layers.Dense(4), position="input"
     ),

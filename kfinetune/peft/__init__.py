@@ -19,6 +19,8 @@ from kfinetune.peft.adapter import AdapterConfig
 from kfinetune.peft.applying import apply
 from kfinetune.peft.compiled_functions import reset_compiled_functions
 from kfinetune.peft.config import PEFTConfig
+from kfinetune.peft.hf import load_hf
+from kfinetune.peft.hf import save_hf
 from kfinetune.peft.ia3 import IA3Config
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.merging import merge
@@ -47,11 +49,13 @@ __all__ = [
     "delete",
     "disable",
     "load",
+    "load_hf",
     "merge",
     "merge_and_unload",
     "remat",
     "reset_compiled_functions",
     "save",
+    "save_hf",
     "set_active",
     "summary",
     "unmerge",

@@ -1,6 +1,7 @@
 """`LoRAConfig`: low-rank adaptation, applied by `kfinetune.peft.apply`."""
 
 from kfinetune import checks
+from kfinetune import compat
 from kfinetune.layers import ia3
 from kfinetune.layers import lora
 from kfinetune.peft import config
@@ -72,7 +73,10 @@ class LoRAConfig(config.PEFTConfig):
                 name=f"lora_{name}",
             )
 
-        return [config.Injection(site, make)], None
+        # A node of a graph that cannot be rebuilt (the pooler of a
+        # keras-hub backbone, a keras-hub task's head) is replaced in place.
+        rewire = site.graph_node and not compat.is_rebuildable(site.parent)
+        return [config.Injection(site, make, rewire=rewire)], None
 
     def get_config(self):
         return {
