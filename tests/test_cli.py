@@ -18,7 +18,7 @@ NEGATIVE = ["i hate this", "what an awful day", "worst film ever", "so sad"]
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--epochs", "0"], "--epochs must be positive. Received: 0"),
+        (["--epochs", "0"], "--epochs must be positive. Received: --epochs=0"),
         (["--batch-size", "-1"], "--batch-size must be positive"),
         (["--learning-rate", "0"], "--learning-rate must be positive"),
         (["--classes", "4"], "invalid choice: 4"),
