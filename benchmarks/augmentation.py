@@ -183,7 +183,7 @@ def summarise(size, method, runs, baseline_runs):
             [r["test_macro_f1"] for r in runs]
         ),
     }
-    if baseline_runs is not None:
+    if baseline_runs is not None and method != "none":
         gains = [
             r["test_accuracy"] - b["test_accuracy"]
             for r, b in zip(runs, baseline_runs, strict=True)
@@ -272,6 +272,7 @@ def _write(results, seeds, limit):
         m for m in METHODS if any(r["method"] == m for r in merged.values())
     ]
     payload = {
+        "description": harness.description(__doc__),
         "parameters": {
             "model": "all-MiniLM-L6-v2 (TextClassifier, 2 classes), full "
             "fine-tuning",
