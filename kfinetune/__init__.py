@@ -17,6 +17,7 @@ from kfinetune import active
 from kfinetune import callbacks
 from kfinetune import data
 from kfinetune import distillation
+from kfinetune import distribute
 from kfinetune import evaluation
 from kfinetune import export
 from kfinetune import incremental
@@ -38,6 +39,7 @@ __all__ = [
     "callbacks",
     "data",
     "distillation",
+    "distribute",
     "evaluation",
     "export",
     "incremental",

@@ -18,6 +18,7 @@ import pytest
 import kfinetune
 from kfinetune import callbacks
 from kfinetune import distillation
+from kfinetune import distribute
 from kfinetune import incremental
 from kfinetune import layers
 from kfinetune import optimizers
@@ -92,6 +93,9 @@ SAMPLES = {
     ),
     "kfinetune>EWC": lambda: incremental.EWC(
         0.5, [[0.25, -1.0], [2.0, 0.0]], [[1.0, 0.0], [0.5, 3.0]]
+    ),
+    "kfinetune>ChiefBackupAndRestore": lambda: distribute.ChiefBackupAndRestore(
+        "/tmp/backup", save_freq=5, double_checkpoint=True
     ),
     "kfinetune>GradualUnfreezing": lambda: callbacks.GradualUnfreezing(
         bert_groups(),
