@@ -77,6 +77,9 @@ REFERENCES = {
         "frozen": "peak 0.54 measured before",
         "lora": "target ≤ keras_lora",
         "houlsby": "reported",
+        "lora_int8": "variables ≤ 0.30 of lora's",
+        "lora_remat": "increase ≤ 0.70 of lora's",
+        "full_remat": "increase ≤ 0.70 of full's",
     },
     "quality": {
         "full": "0.912 after 1 epoch, one run",
@@ -189,16 +192,36 @@ def _step_time_table(payload, kind="step_time"):
     return rows, columns
 
 
+# The variant each memory-saving variant is compared with: the same run
+# without the saving.
+MEMORY_CONTROLS = {
+    "lora_int8": "lora",
+    "lora_remat": "lora",
+    "full_remat": "full",
+}
+
+
 def _memory_table(payload):
     baseline = payload["baseline"]
     references = REFERENCES["memory"]
+    results = payload["results"]
     rows = []
-    for name, r in payload["results"].items():
+    for name, r in results.items():
         steady = r["steady_increase_mib"]
+        variables = r.get("variable_mib")
+        control = results.get(MEMORY_CONTROLS.get(name))
+        versus = ["", "", ""]
+        if control is not None and variables is not None:
+            versus = [
+                _ratio(variables / control["variable_mib"]),
+                _ratio(r["peak_increase_mib"] / control["peak_increase_mib"]),
+                _ratio(r["step_seconds"] / control["step_seconds"]),
+            ]
         rows.append(
             [
                 name,
                 f"{r['trainable_params']:,}",
+                "n/a" if variables is None else f"{variables:.1f}",
                 f"{r['baseline_rss_mib']:.0f}",
                 f"{r['peak_rss_mib']:.0f}",
                 _ratio(r["peak_ratio"]),
@@ -208,12 +231,15 @@ def _memory_table(payload):
                 _ratio(r["steady_increase_ratio"])
                 if "steady_increase_ratio" in r
                 else "n/a",
+                MEMORY_CONTROLS.get(name, ""),
+                *versus,
                 references.get(name, ""),
             ]
         )
     columns = [
         "variant",
         "trainable params",
+        "variables (MiB)",
         "built model (MiB)",
         "peak (MiB)",
         f"peak ÷ {baseline}",
@@ -221,6 +247,10 @@ def _memory_table(payload):
         f"increase ÷ {baseline}",
         "steady increase (MiB)",
         f"steady ÷ {baseline}",
+        "control",
+        "variables ÷ control",
+        "increase ÷ control",
+        "step time ÷ control",
         "target",
     ]
     return rows, columns
