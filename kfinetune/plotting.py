@@ -1,4 +1,5 @@
-"""`save_curves`: learning curves as PNG files, with matplotlib.
+"""`save_curves`: learning curves as PNG files, with matplotlib; and the
+figure helpers every kfinetune picture uses (`new_figure`, `save`).
 
 Figures are drawn on a `matplotlib.figure.Figure` with the Agg canvas, not
 through `pyplot`: no global figure state and no display needed, so it works
@@ -46,10 +47,6 @@ def save_curves(
     )
     ```
     """
-    # Imported here so that importing kfinetune does not import matplotlib.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if not curves:
         raise ValueError(
             "`curves` must hold at least one curve. "
@@ -62,8 +59,7 @@ def save_curves(
                 f"Every curve needs one mean (and std) per x value ({len(x)})."
                 f" Received: curves[{label!r}] with {len(means)} means"
             )
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(6, 4)
     axes = figure.add_subplot()
     for label, (means, stds) in curves.items():
         means = np.asarray(means, dtype=float)
@@ -82,6 +78,24 @@ def save_curves(
         axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
+    return save(figure, path, dpi)
+
+
+def new_figure(width, height):
+    """A constrained-layout `Figure` on an Agg canvas, `width` × `height`
+    inches."""
+    # Imported here so that importing kfinetune does not import matplotlib.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save(figure, path, dpi):
+    """Writes `figure` to the PNG `path`, creating its folder; returns the
+    path as a `pathlib.Path`."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)

@@ -6,28 +6,13 @@ through `pyplot` (see `kfinetune.plotting`).
 """
 
 import math
-import pathlib
 
 import numpy as np
 
+from kfinetune.plotting import new_figure
+from kfinetune.plotting import save
 
-def new_figure(width, height):
-    """A constrained-layout `Figure` on an Agg canvas."""
-    # Imported here so that importing kfinetune does not import matplotlib.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save(figure, path, dpi):
-    """Writes `figure` to the PNG `path`, creating its folder."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    return path
+__all__ = ["heatmaps", "new_figure", "save"]
 
 
 def heatmaps(
