@@ -1,26 +1,32 @@
 """Peak memory of training each variant, each in its own process.
 
-A process's peak resident set size (RSS) only grows, so every variant runs
-in a fresh subprocess (`--child VARIANT`). The child builds the reference
-model, records its RSS (the baseline: TensorFlow, the weights, the input
-batch), runs warm-up steps (XLA compilation, optimizer state) and timed
-steps, and reports:
+Every variant runs in a fresh subprocess (`--child VARIANT`): a process's
+peak only grows. The child builds the reference model, records what it
+holds (the baseline: the built model), runs warm-up steps (XLA
+compilation, optimizer state) and timed steps, and reports two views of
+the memory training adds:
 
-- `peak_rss_mib`: the process's peak RSS (`ru_maxrss`), what the earlier
-  figures in the report's last column divide.
-- `peak_increase_mib`: the peak minus the baseline, the memory training
-  adds. Its ratio is the headline: whole-process peaks include TensorFlow's
-  own footprint, which pushes every ratio towards 1.
-- `steady_increase_mib`: the peak RSS during the steps after warm-up minus
-  the baseline, i.e. without compilation's transient memory. Linux resets
-  the peak on request (`/proc/self/clear_refs`); where it cannot, this is
-  `None`.
-- `variable_mib`: the bytes held by the model's variables (dtype size ×
-  elements; an int8-quantized backbone counts one byte per kernel weight),
-  and `step_seconds`: the mean time of the timed steps in that process.
-  Pair a variant with its own control for the remat and int8 ratios:
-  `lora_remat` and `full_remat` against `lora` and `full`, `lora_int8`
-  against `lora`.
+- `tensor_increase_mib`, the headline: the peak of the bytes TensorFlow's
+  own allocator holds in tensors during training
+  (`tf.config.experimental.get_memory_info`, the counter TensorFlow keeps
+  for every device), minus what it held for the built model. That is what
+  activations, gradients, XLA's buffers and optimizer state add, and what
+  a GPU's or TPU's memory would have to hold; the host's compiler memory
+  is not in it.
+- `peak_increase_mib`: the process's peak resident set size (RSS,
+  `ru_maxrss`) minus the RSS of the built model. It adds what the host
+  process pays beside the tensors: XLA compiling the step, the compiled
+  code, and memory the C allocator keeps after it was freed (trimming
+  does not give most of it back), so its ratios sit closer to 1.
+  `peak_rss_mib`, the whole process's peak, is what the earlier figures
+  in the report's targets divide.
+
+Also `variable_mib`: the bytes held by the model's variables (dtype size ×
+elements; an int8-quantized backbone counts one byte per kernel weight),
+and `step_seconds`: the mean time of the timed steps in that process.
+Pair a variant with its own control for the remat and int8 ratios:
+`lora_remat` and `full_remat` against `lora` and `full`, `lora_int8`
+against `lora`.
 
 Linux only (it reads `/proc/self/status`).
 
@@ -38,6 +44,8 @@ import resource
 import subprocess
 import sys
 import time
+
+import tensorflow as tf
 
 from benchmarks import harness
 from benchmarks import report
@@ -59,14 +67,10 @@ def _maxrss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _reset_peak():
-    # "5" resets the peak RSS (VmHWM, and with it ru_maxrss) to the
-    # current RSS; containers may forbid it.
-    try:
-        pathlib.Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+def _tensor_mib(key):
+    # TensorFlow's allocator statistics for the host device: "current" and
+    # "peak" bytes held in tensors (variables and XLA's buffers included).
+    return tf.config.experimental.get_memory_info("CPU:0")[key] / 2**20
 
 
 def child(variant, warmup, steps):
@@ -75,25 +79,25 @@ def child(variant, warmup, steps):
     model = workloads.build(variant)
     trainable, total = workloads.parameter_counts(model)
     baseline = _status_mib("VmRSS")
+    tensor_baseline = _tensor_mib("current")
+    tf.config.experimental.reset_memory_stats("CPU:0")
     for _ in range(warmup):
         model.train_on_batch(x, y)
-    peak_warmup = _maxrss_mib()
-    can_reset = _reset_peak()
     start = time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(x, y)
     step_seconds = (time.perf_counter() - start) / steps
-    peak_steps = _status_mib("VmHWM")
-    peak = max(peak_warmup, _maxrss_mib())
+    peak = _maxrss_mib()
     return {
         "trainable_params": trainable,
         "total_params": total,
         "variable_mib": workloads.variable_bytes(model) / 2**20,
         "step_seconds": step_seconds,
+        "tensor_baseline_mib": tensor_baseline,
+        "tensor_increase_mib": _tensor_mib("peak") - tensor_baseline,
         "baseline_rss_mib": baseline,
         "peak_rss_mib": peak,
         "peak_increase_mib": peak - baseline,
-        "steady_increase_mib": peak_steps - baseline if can_reset else None,
     }
 
 
@@ -160,14 +164,18 @@ def main(argv=None):
         print(f"measuring {name} in a subprocess", flush=True)
         results[name] = _run_child(name, args.warmup, args.steps)
         print(
-            f"  {name}: peak {results[name]['peak_rss_mib']:.0f} MiB, "
-            f"+{results[name]['peak_increase_mib']:.0f} MiB over the "
+            f"  {name}: tensors +{results[name]['tensor_increase_mib']:.0f} "
+            f"MiB, process peak {results[name]['peak_rss_mib']:.0f} MiB "
+            f"(+{results[name]['peak_increase_mib']:.0f} MiB) over the "
             "built model",
             flush=True,
         )
     base = results[args.baseline]
     for result in results.values():
         result["peak_ratio"] = result["peak_rss_mib"] / base["peak_rss_mib"]
+        result["tensor_increase_ratio"] = (
+            result["tensor_increase_mib"] / base["tensor_increase_mib"]
+        )
         result["peak_increase_ratio"] = (
             result["peak_increase_mib"] / base["peak_increase_mib"]
         )
@@ -175,10 +183,6 @@ def main(argv=None):
         result["step_time_ratio"] = (
             result["step_seconds"] / base["step_seconds"]
         )
-        if result["steady_increase_mib"] is not None:
-            result["steady_increase_ratio"] = (
-                result["steady_increase_mib"] / base["steady_increase_mib"]
-            )
     payload = {
         "parameters": {
             **workloads.describe(),
