@@ -22,7 +22,9 @@ def remat(model, enabled=True, targets=None):
     the block's inputs for the backward pass and runs the block again to
     get the rest: training holds about one block's activations instead of
     all of them, at the cost of a second forward pass through the blocks
-    (typically 20-40% more step time). Losses and gradients are the same
+    (measured on MiniLM under XLA: 1.4× the step time of full fine-tuning,
+    1.6× that of LoRA, whose step has no base weight gradients to dilute
+    the extra forward pass). Losses and gradients are the same
     as without it. It works for full fine-tuning and with every
     `kfinetune.peft` method (the adapters inside a block are recomputed
     with it), and under `jit_compile=True`.
