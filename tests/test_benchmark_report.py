@@ -64,3 +64,75 @@ def test_quality_rows_render_with_notes_below_the_table():
     # Notes and per-seed runs are not table columns.
     assert "note" not in table_header and "runs" not in table_header
     assert "- `full_crf`: every weight trains." in section
+
+
+def _table_row(text, name):
+    return next(
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(f"| {name} ")
+    )
+
+
+def test_step_time_rows_compare_savings_with_their_control_per_round():
+    def variant(times):
+        return {
+            "trainable_params": 10,
+            "total_params": 10,
+            "median_s": 0.1,
+            "ratio_median": 1.0,
+            "ratio_q25": 1.0,
+            "ratio_q75": 1.0,
+            "ratio_ci95": [1.0, 1.0],
+            "times_s": times,
+        }
+
+    payload = {
+        "parameters": {},
+        "baseline": "full",
+        "results": {
+            "full": variant([1.0, 1.0, 1.0, 1.0]),
+            "lora": variant([0.5, 0.4, 0.5, 0.4]),
+            # Per round: 2.0, 1.5, 1.6, 1.5 of lora.
+            "lora_remat": variant([1.0, 0.6, 0.8, 0.6]),
+        },
+    }
+    text = report.render_results("step_time", payload)
+    assert _table_row(text, "lora_remat")[-1] == (
+        "1.55 of lora per round (IQR 1.50–1.70)"
+    )
+    assert _table_row(text, "full")[-1] == ""
+
+
+def test_memory_rows_give_tensor_and_process_ratios_to_the_control():
+    def variant(variables, tensors, process):
+        return {
+            "trainable_params": 10,
+            "total_params": 10,
+            "variable_mib": variables,
+            "step_seconds": 1.0,
+            "tensor_baseline_mib": variables,
+            "tensor_increase_mib": tensors,
+            "baseline_rss_mib": 1000.0,
+            "peak_rss_mib": 1000.0 + process,
+            "peak_increase_mib": process,
+            "tensor_increase_ratio": 1.0,
+            "peak_increase_ratio": 1.0,
+            "peak_ratio": 1.0,
+        }
+
+    payload = {
+        "parameters": {},
+        "baseline": "full",
+        "results": {
+            "full": variant(80.0, 1000.0, 1500.0),
+            "full_remat": variant(80.0, 600.0, 1200.0),
+        },
+    }
+    text = report.render_results("memory", payload)
+    header = _table_row(text, "variant")
+    row = dict(zip(header, _table_row(text, "full_remat"), strict=True))
+    assert row["control"] == "full"
+    assert row["variables ÷ control"] == "1.00"
+    assert row["tensor increase ÷ control"] == "0.60"
+    assert row["process increase ÷ control"] == "0.80"
