@@ -10,6 +10,9 @@ from kfinetune import layers
 from kfinetune import peft
 from kfinetune import testing
 
+# `quantize` runs `gc.collect()` for every float kernel it replaces.
+pytestmark = pytest.mark.usefixtures("frozen_earlier_objects")
+
 
 def quantized_dense(mode, activation=None, seed=0):
     keras.utils.set_random_seed(seed)
