@@ -180,9 +180,6 @@ def main(argv=None):
             result["peak_increase_mib"] / base["peak_increase_mib"]
         )
         result["variable_ratio"] = result["variable_mib"] / base["variable_mib"]
-        result["step_time_ratio"] = (
-            result["step_seconds"] / base["step_seconds"]
-        )
     payload = {
         "parameters": {
             **workloads.describe(),

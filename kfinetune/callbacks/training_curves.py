@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from kfinetune import checks
+from kfinetune import plotting
 from kfinetune.optimizers import LayerwiseOptimizer
 
 _RATE_PREFIX = "lr/"
@@ -131,8 +132,6 @@ def plot_training_curves(history, path, learning_rates=True, dpi=120):
     """
     from matplotlib import ticker
 
-    from kfinetune.inspect import figures
-
     if isinstance(history, dict):
         epochs = max((len(v) for v in history.values()), default=0)
         rows = [
@@ -153,7 +152,7 @@ def plot_training_curves(history, path, learning_rates=True, dpi=120):
     ]
     panels = len(metrics) + (1 if learning_rates and rates else 0)
     columns = min(panels, 3)
-    figure = figures.new_figure(
+    figure = plotting.new_figure(
         4.0 * columns, 3.0 * math.ceil(panels / columns)
     )
     x = np.arange(1, len(rows) + 1)
@@ -188,4 +187,4 @@ def plot_training_curves(history, path, learning_rates=True, dpi=120):
         axes.legend(
             fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5)
         )
-    return figures.save(figure, path, dpi)
+    return plotting.save(figure, path, dpi)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from kfinetune import checks
 from kfinetune import compat
+from kfinetune import plotting
 from kfinetune.inspect import inputs as inputs_lib
 
 METHODS = ("integrated_gradients", "gradient_x_input")
@@ -271,8 +272,6 @@ def plot_attributions(found, path, class_names=None, dpi=120):
     kfinetune.inspect.plot_attributions(found, "attributions.png")
     ```
     """
-    from kfinetune.inspect import figures
-
     found = list(found)
     if not found:
         raise ValueError(
@@ -286,7 +285,7 @@ def plot_attributions(found, path, class_names=None, dpi=120):
             f"`class_names` needs one name per attribution ({len(found)}). "
             f"Received: class_names={class_names!r}"
         )
-    figure = figures.new_figure(8.0, 0.45 * len(found) + 0.5)
+    figure = plotting.new_figure(8.0, 0.45 * len(found) + 0.5)
     renderer = figure.canvas.get_renderer()
     width = figure.bbox.width
     line = 1.0 / (len(found) + 1)
@@ -311,4 +310,4 @@ def plot_attributions(found, path, class_names=None, dpi=120):
                 },
             )
             x += text.get_window_extent(renderer).width / width + 0.008
-    return figures.save(figure, path, dpi)
+    return plotting.save(figure, path, dpi)

@@ -12,8 +12,6 @@ import numpy as np
 from kfinetune.plotting import new_figure
 from kfinetune.plotting import save
 
-__all__ = ["heatmaps", "new_figure", "save"]
-
 
 def heatmaps(
     path,
