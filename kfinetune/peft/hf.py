@@ -44,6 +44,11 @@ _BACKBONE_MODULES = [
 # The head of `BertForSequenceClassification`, and keras-hub's.
 _HEAD_MODULES = [("classifier", "logits")]
 _FIELDS = {"i": r"\d+", "qkv": "query|key|value"}
+# PEFT's key suffixes of the LoRA factors A and B. A `Linear` holds them as
+# `nn.Linear` modules (`.weight`), an `Embedding` as plain parameters, with
+# no `.weight`; PEFT silently skips a key in the other form.
+_FACTOR_KEYS = ("lora_A.weight", "lora_B.weight")
+_EMBEDDING_FACTOR_KEYS = ("lora_embedding_A", "lora_embedding_B")
 # The `LoraConfig` values kfinetune reproduces exactly; anything else in an
 # adapter's config is refused.
 _NEUTRAL = {
@@ -69,11 +74,12 @@ def load_hf(model, directory, name="default", base_model=None):
     (`BertModel`, or `BertForSequenceClassification` for a keras-hub
     `BertTextClassifier`), maps PEFT's module names and PyTorch's
     `(out, in)` weights onto the keras-hub layers and kernel shapes (the
-    attention kernels are `(hidden, heads, head_dim)`), and applies the
-    adapter with `kfinetune.peft.apply`, so that merging, saving and export
-    work as for any kfinetune adapter. The weights of `modules_to_save`
-    (the `classifier` head, as `logits`) are loaded too and stay
-    trainable.
+    attention kernels are `(hidden, heads, head_dim)`; the word embeddings'
+    factors are PEFT's `lora_embedding_A` and `lora_embedding_B`), and
+    applies the adapter with `kfinetune.peft.apply`, so that merging, saving
+    and export work as for any kfinetune adapter. The weights of
+    `modules_to_save` (the `classifier` head, as `logits`) are loaded too
+    and stay trainable.
 
     Build the model with `kfinetune.presets` (exact GELU, as PyTorch's
     BERT): then the logits match PyTorch's within 1e-5.
@@ -156,7 +162,7 @@ def load_hf(model, directory, name="default", base_model=None):
     )
     for path in targets:
         wrapper = _wrapper_of(peft_model.base, layers[path], name)
-        a, b = factors[path]["lora_A"], factors[path]["lora_B"]
+        a, b = (factors[path][key] for key in _factor_keys(layers[path]))
         wrapper.lora_a.assign(np.reshape(a.T, wrapper.lora_a.shape))
         wrapper.lora_b.assign(np.reshape(b.T, wrapper.lora_b.shape))
     for path, weights in saved.items():
@@ -238,9 +244,11 @@ def save_hf(model, directory, name=None, base_model=None):
         b = np.reshape(
             keras.ops.convert_to_numpy(wrapper.lora_b), (wrapper.rank, -1)
         )
-        embedding = "embedding_" if _is_embedding(wrapper) else ""
-        tensors[f"{_PREFIX}{module}.lora_{embedding}A.weight"] = a.T
-        tensors[f"{_PREFIX}{module}.lora_{embedding}B.weight"] = b.T
+        # PEFT's A is (rank, d_in) and B is (d_out, rank), for embeddings
+        # too (d_in is then the vocabulary): kfinetune's, transposed.
+        key_a, key_b = _factor_keys(wrapper.base_layer)
+        tensors[f"{_PREFIX}{module}.{key_a}"] = a.T
+        tensors[f"{_PREFIX}{module}.{key_b}"] = b.T
         modules.append(module)
     saved = []
     candidates = [s for s in walk.sites(base) if s.path]
@@ -346,10 +354,19 @@ def _check_base_name(config, base_model):
 def _split_key(key, directory):
     module = key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
     module = module.replace(".modules_to_save", "")
-    match = re.fullmatch(r"(.+)\.(lora_(?:embedding_)?[AB])\.weight", module)
+    factor = "|".join(map(re.escape, _FACTOR_KEYS + _EMBEDDING_FACTOR_KEYS))
+    match = re.fullmatch(rf"(.+)\.({factor})", module)
     if match:
-        module, kind = match.groups()
-        return module, kind.replace("embedding_", "")
+        return match.groups()
+    if ".lora_" in module:
+        # E.g. `lora_embedding_A.weight`, which kfinetune's `save_hf` wrote
+        # before it followed PEFT, and which PEFT does not load.
+        raise ValueError(
+            f"Unrecognised LoRA weight {key!r} in {WEIGHTS_FILE}: PEFT's "
+            f"keys end in {' or '.join(_FACTOR_KEYS)}, or in "
+            f"{' or '.join(_EMBEDDING_FACTOR_KEYS)} (no `.weight`) for an "
+            f"embedding. Received: directory={str(directory)!r}"
+        )
     match = re.fullmatch(r"(.+)\.(weight|bias)", module)
     if not match:
         raise ValueError(
@@ -418,8 +435,11 @@ def _innermost(layer):
     return layer
 
 
-def _is_embedding(wrapper):
-    return isinstance(wrapper.base_layer, keras.layers.Embedding)
+def _factor_keys(layer):
+    """PEFT's key suffixes of A and B for the (innermost) `layer`."""
+    if isinstance(layer, keras.layers.Embedding):
+        return _EMBEDDING_FACTOR_KEYS
+    return _FACTOR_KEYS
 
 
 def _wrapper_of(base, layer, name):
@@ -430,12 +450,19 @@ def _wrapper_of(base, layer, name):
 
 
 def _check_factors(path, layer, found, rank, directory):
-    if set(found) != {"lora_A", "lora_B"}:
+    layer = _innermost(layer)
+    key_a, key_b = _factor_keys(layer)
+    if set(found) != {key_a, key_b}:
+        layer_kind = (
+            "an embedding"
+            if isinstance(layer, keras.layers.Embedding)
+            else "a projection"
+        )
         raise ValueError(
             f"The adapter holds {sorted(found)} for {path!r}, not both "
-            f"lora_A and lora_B. Received: directory={str(directory)!r}"
+            f"{key_a} and {key_b} (PEFT's keys for {layer_kind}). "
+            f"Received: directory={str(directory)!r}"
         )
-    layer = _innermost(layer)
     reason = lora_layer.why_not_wrappable(layer)
     if reason:
         raise ValueError(
@@ -454,9 +481,9 @@ def _check_factors(path, layer, found, rank, directory):
             d_out = int(np.prod([shape[i] for i in b_axes]))
         else:
             d_in, d_out = shape
-    a, b = found["lora_A"], found["lora_B"]
-    expected = {"lora_A": (rank, d_in), "lora_B": (d_out, rank)}
-    for kind, value in (("lora_A", a), ("lora_B", b)):
+    # PEFT's embedding factors are (rank, vocabulary) and (dim, rank).
+    expected = {key_a: (rank, d_in), key_b: (d_out, rank)}
+    for kind, value in found.items():
         if tuple(value.shape) != expected[kind]:
             raise ValueError(
                 f"{kind} of {path!r} has shape {tuple(value.shape)}, but the "

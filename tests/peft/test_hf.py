@@ -36,7 +36,7 @@ def fixture_inputs(name):
     return x, np.array(record["logits"])
 
 
-@pytest.mark.parametrize("name", ["lora", "lora_pooler"])
+@pytest.mark.parametrize("name", ["lora", "lora_pooler", "lora_embedding"])
 def test_load_hf_matches_pytorch_peft_logits(name):
     x, expected = fixture_inputs(name)
     model = presets.text_classifier(num_classes=2, sequence_length=16)
@@ -46,6 +46,8 @@ def test_load_hf_matches_pytorch_peft_logits(name):
     # The pooler (a top-level node of the backbone's graph) is adapted.
     wrapped = {w.base_layer.name for w in _loras(model)}
     assert ("pooled_dense" in wrapped) == (name == "lora_pooler")
+    # PEFT's `lora_embedding_A` / `_B` (keys without `.weight`).
+    assert ("token_embedding" in wrapped) == (name == "lora_embedding")
     # The classifier came from modules_to_save and stays trainable.
     assert model.base.get_layer("logits").trainable
 
@@ -64,6 +66,13 @@ def small_adapted(seed=0, targets=(r".*/(query|value)", "pooled_dense")):
         wrapper.lora_b.assign(
             np.random.default_rng(seed).normal(0, 0.3, wrapper.lora_b.shape)
         )
+        if isinstance(wrapper.base_layer, keras.layers.Embedding):
+            # An embedding's A starts at zero (B does for projections).
+            wrapper.lora_a.assign(
+                np.random.default_rng(seed + 1).normal(
+                    0, 0.3, wrapper.lora_a.shape
+                )
+            )
     return model
 
 
@@ -92,6 +101,42 @@ def test_save_hf_writes_peft_files_that_load_hf_reads_back(tmp_path):
     # Everything else works on a loaded adapter: merge folds it in.
     peft.merge(loaded)
     np.testing.assert_allclose(logits(loaded, x), logits(model, x), atol=1e-5)
+
+
+def test_save_hf_writes_embedding_factors_as_peft_does(tmp_path):
+    x = testing.small_bert_inputs()
+    model = small_adapted(targets=(r".*/(query|value)", "token_embedding"))
+    directory = peft.save_hf(model, tmp_path / "adapter", base_model=BASE)
+    config = json.loads((directory / "adapter_config.json").read_text())
+    assert "bert.embeddings.word_embeddings" in config["target_modules"]
+    tensors = load_file(str(directory / "adapter_model.safetensors"))
+    key = "base_model.model.bert.embeddings.word_embeddings"
+    # PEFT keeps an embedding's factors as parameters, not modules: no
+    # `.weight` (PEFT skips such keys). A is (rank, vocabulary), B is
+    # (dim, rank).
+    assert sorted(k for k in tensors if "word_embeddings" in k) == [
+        f"{key}.lora_embedding_A",
+        f"{key}.lora_embedding_B",
+    ]
+    a = tensors[f"{key}.lora_embedding_A"]
+    b = tensors[f"{key}.lora_embedding_B"]
+    assert (a.shape, b.shape) == ((2, 47), (32, 2))
+    # PEFT's update of the table, `(B @ A).T * alpha / r`, is kfinetune's.
+    (wrapper,) = [
+        w for w in _loras(model) if w.base_layer.name == "token_embedding"
+    ]
+    np.testing.assert_allclose(
+        (b @ a).T * 4 / 2,
+        keras.ops.convert_to_numpy(wrapper.delta()),
+        atol=1e-6,
+    )
+
+    loaded = peft.load_hf(testing.small_bert_classifier(), directory)
+    assert "token_embedding" in {w.base_layer.name for w in _loras(loaded)}
+    np.testing.assert_allclose(logits(loaded, x), logits(model, x), atol=1e-5)
+    # The embedding's update counts: without it the logits differ.
+    wrapper.enabled = False
+    assert np.abs(logits(model, x) - logits(loaded, x)).max() > 1e-3
 
 
 def test_loaded_adapter_saves_and_reloads_as_keras_file(tmp_path):
@@ -150,14 +195,40 @@ def test_unknown_targets_and_wrong_shapes_are_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="no keras-hub BERT counterpart"):
         peft.load_hf(model, directory)
+    query = "encoder.layer.1.attention.self.query"
+    embedding = "embeddings.word_embeddings"
+    # PEFT's keys for the word embeddings, holding a query's factors: A is
+    # (rank, hidden), not (rank, vocabulary).
     directory = tampered(
         tmp_path,
         rename=lambda k: k.replace(
-            "encoder.layer.1.attention.self.query", "embeddings.word_embeddings"
-        ),
+            f"{query}.lora_A.weight", f"{embedding}.lora_embedding_A"
+        ).replace(f"{query}.lora_B.weight", f"{embedding}.lora_embedding_B"),
     )
-    # PEFT's embedding factors are (rank, vocabulary) and (dim, rank).
-    with pytest.raises(ValueError, match="'token_embedding' has shape"):
+    with pytest.raises(
+        ValueError, match=r"lora_embedding_A of 'token_embedding' has shape"
+    ):
+        peft.load_hf(model, directory)
+    # A Linear's key format on the embedding: PEFT would skip these keys.
+    directory = tampered(tmp_path, rename=lambda k: k.replace(query, embedding))
+    with pytest.raises(ValueError, match="PEFT's keys for an embedding"):
+        peft.load_hf(model, directory)
+    # An embedding's key format on a projection.
+    directory = tampered(
+        tmp_path,
+        rename=lambda k: k.replace("lora_A.weight", "lora_embedding_A"),
+    )
+    with pytest.raises(ValueError, match="PEFT's keys for a projection"):
+        peft.load_hf(model, directory)
+    # `.weight` after an embedding's factors (as `save_hf` wrote them
+    # before it followed PEFT): PEFT skips such keys.
+    directory = tampered(
+        tmp_path,
+        rename=lambda k: k.replace(
+            f"{query}.lora_A", f"{embedding}.lora_embedding_A"
+        ).replace(f"{query}.lora_B", f"{embedding}.lora_embedding_B"),
+    )
+    with pytest.raises(ValueError, match="Unrecognised LoRA weight"):
         peft.load_hf(model, directory)
     directory = tampered(
         tmp_path, rename=lambda k: k.replace("layer.1.", "layer.7.")
