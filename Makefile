@@ -49,8 +49,14 @@ lint: $(INSTALLED)
 docs: $(INSTALLED)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# The tests run in TEST_WORKERS processes (pytest-xdist), one per core of
+# the two-core CI machine; each test file stays in one process, so that its
+# module-scoped fixtures are built once. pytest ends with the 25 slowest
+# tests (docs/testing.md).
+TEST_WORKERS ?= 2
+
 test: lint docs
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 demo: $(INSTALLED)
 	@echo "==> fine-tuning MiniLM on the bundled tweets for one epoch"

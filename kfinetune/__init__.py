@@ -3,6 +3,14 @@
 Fine-tuning techniques as ordinary Keras layers, optimizers and callbacks
 that drop into `model.fit` code.
 
+`import kfinetune` imports every subpackage, so every kfinetune class is
+registered with Keras and a saved `.keras` file that holds one loads with
+`keras.models.load_model`. The command line (`python -m kfinetune`) is the
+one exception: it checks its options before TensorFlow starts, so a bad
+flag is answered at once. While Python locates a `-m` module it sets
+`sys.argv[0]` to `"-m"`; the package then imports its subpackages on first
+use instead (a module-level `__getattr__`).
+
 Example:
 
 ```python
@@ -13,28 +21,12 @@ model = kft.presets.text_classifier(num_classes=2, sequence_length=64)
 ```
 """
 
-from kfinetune import active
-from kfinetune import callbacks
-from kfinetune import data
-from kfinetune import distillation
-from kfinetune import distribute
-from kfinetune import evaluation
-from kfinetune import export
-from kfinetune import incremental
-from kfinetune import inspect
-from kfinetune import layers
-from kfinetune import multitask
-from kfinetune import optimizers
-from kfinetune import peft
-from kfinetune import plotting
-from kfinetune import presets
-from kfinetune import qa
-from kfinetune import recipes
+import importlib
+import sys
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [
-    "__version__",
+_SUBPACKAGES = (
     "active",
     "callbacks",
     "data",
@@ -52,4 +44,26 @@ __all__ = [
     "presets",
     "qa",
     "recipes",
-]
+)
+
+__all__ = ["__version__", *_SUBPACKAGES]
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_SUBPACKAGES})
+
+
+def _started_by_python_m():
+    return getattr(sys, "argv", [])[:1] == ["-m"]
+
+
+if not _started_by_python_m():
+    for _name in _SUBPACKAGES:
+        importlib.import_module(f"{__name__}.{_name}")
+    del _name

@@ -51,6 +51,12 @@ Uses:
   shadows the bound `call` of one layer object for the duration of one
   eager forward pass (Keras's `Layer.__call__` runs `self.call`), and
   removes it afterwards.
+- `Trainer._symbolic_build` (`build_for_fit`): builds a compiled model's
+  loss trackers, compile metrics and optimizer from the shapes of one batch,
+  without running the model. Keras calls it before tracing only under a
+  distribution strategy; otherwise these variables are created inside the
+  first trace of the train function, and TensorFlow then traces that
+  function a second time. No public method builds compile metrics.
 - `tf.__internal__.distribute.strategy_supports_no_merge_call`
   (`syncs_without_merge_call`): whether replicas sum gradients without
   `merge_call`, which cannot run inside a `cond`; Keras's
@@ -188,6 +194,15 @@ def uses_weight_decay(optimizer, variable):
     """Whether `optimizer` applies its weight decay (when it has one) to
     `variable`: not when its `exclude_from_weight_decay` excluded it."""
     return optimizer._use_weight_decay(variable)
+
+
+def build_for_fit(model, batch):
+    """Creates every variable `model.fit` would create in its first trace
+    (the model's, its compile loss and metrics', its optimizer's) from
+    `batch`, a structure of tensors or `tf.TensorSpec`s shaped like one
+    preprocessed `(x, y)` or `(x, y, sample_weight)` batch."""
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch)
 
 
 def syncs_without_merge_call():

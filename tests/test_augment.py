@@ -298,7 +298,8 @@ def test_augmented_pipeline_trains_a_model():
     keras.utils.set_random_seed(0)
     preprocessor = testing.small_bert_preprocessor(sequence_length=16)
     model = testing.small_bert_classifier()
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )

@@ -38,6 +38,9 @@ def test_sample_csv_loads_as_documented():
     assert list(texts.class_counts().values()) == [8] * 5
 
 
+# About 28 s: the one command-line run on the real MiniLM with every
+# output (its default preset, `model.keras`, a SavedModel exported and
+# reloaded); the other command-line tests use a small random preset.
 def test_fine_tunes_minilm_on_a_csv_file_and_saves_no_optimizer_state(
     tmp_path, capsys
 ):

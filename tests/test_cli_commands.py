@@ -351,9 +351,20 @@ def test_commands_refuse_bad_arguments(lora_run, tmp_path, capsys):
     assert (target / "notes.txt").read_text() == "keep me"
 
 
-def test_entry_point_exits_with_code_2_on_a_bad_flag(tmp_path):
+def test_entry_point_refuses_a_bad_flag_without_importing_tensorflow(
+    tmp_path,
+):
+    # `-X importtime` lists every module the process imports on stderr.
     result = subprocess.run(
-        [sys.executable, "-m", "kfinetune", "--epochs", "0"],
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "kfinetune",
+            "--epochs",
+            "0",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -361,8 +372,32 @@ def test_entry_point_exits_with_code_2_on_a_bad_flag(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    lines = result.stderr.strip().splitlines()
+    imported = [line.split("|")[-1].strip() for line in lines[:-1]]
+    assert all(line.startswith("import time:") for line in lines[:-1])
+    assert "kfinetune.cli.arguments" in imported
+    heavy = ("tensorflow", "keras", "keras_hub", "numpy")
+    assert not [m for m in imported if m.split(".")[0] in heavy]
+    assert lines[-1] == (
         "python -m kfinetune train: error: --epochs must be positive. "
         "Received: --epochs=0 (--help lists the options)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_import_kfinetune_registers_every_class_for_loading():
+    # `import kfinetune` alone must let `keras.models.load_model` find
+    # kfinetune's classes (a fresh process: this one imported them all).
+    code = (
+        "import kfinetune, keras; "
+        "print(keras.saving.get_registered_object('kfinetune>PEFTModel'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PEFTModel" in result.stdout.strip().splitlines()[-1]

@@ -46,6 +46,10 @@ def end_process(pid):
         pass
 
 
+# About 30 s, the suite's slowest test: a fresh IPython kernel imports
+# TensorFlow, keras-hub and kfinetune (8-10 s) and the notebook builds and
+# fine-tunes the real MiniLM; only a whole run of the cells a Colab user
+# runs shows that the notebook still works.
 def test_colab_notebook_runs_on_cpu(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     env = dict(os.environ, KFINETUNE_NOTEBOOK_STEPS=str(STEPS))

@@ -5,6 +5,7 @@ an upgrade that breaks one must fail here first."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kfinetune import compat
 from kfinetune import testing
@@ -182,3 +183,41 @@ def test_set_feedforward_activation_changes_what_the_encoder_computes():
     assert encoder.get_config()["activation"] == "relu"
     after = keras.ops.convert_to_numpy(backbone(x)["sequence_output"])
     assert np.abs(after - before).max() > 1e-3
+
+
+def _traces_of_first_fit(model, data):
+    """How many times the first `fit` traces `model.train_step`."""
+    traces = []
+    train_step = model.train_step
+
+    def counting(batch):
+        traces.append(1)
+        return train_step(batch)
+
+    object.__setattr__(model, "train_step", counting)
+    model.fit(data, epochs=1, verbose=0)
+    return len(traces)
+
+
+@pytest.mark.parametrize("build_first", [False, True])
+def test_build_for_fit_creates_in_advance_what_the_first_trace_would(
+    build_first,
+):
+    keras.utils.set_random_seed(0)
+    model = testing.small_bert_classifier(sequence_length=8)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    texts = np.array(["the cat sat", "a dog ran", "cats and dogs", "the end"])
+    data = tf.data.Dataset.from_tensor_slices((texts, [0, 1, 0, 1])).batch(2)
+    if build_first:
+        spec = data.map(model.preprocess_samples).element_spec
+        before = len(model.metrics_variables)
+        compat.build_for_fit(model, spec)
+        assert model.optimizer.built
+        # The accuracy's total and count.
+        assert len(model.metrics_variables) == before + 2
+    # Variables created inside the first trace make TensorFlow trace again.
+    assert _traces_of_first_fit(model, data) == (1 if build_first else 2)

@@ -41,7 +41,8 @@ def assert_bitwise_equal(actual, expected):
 
 
 def fit(distiller, x=X, y=Y, steps=3, jit_compile=False, **compile_kwargs):
-    distiller.compile(
+    testing.compile_and_build(
+        distiller,
         optimizer=keras.optimizers.SGD(0.1),
         jit_compile=jit_compile,
         **compile_kwargs,

@@ -12,7 +12,6 @@ from kfinetune import recipes
 from kfinetune import testing
 
 # `few_shot_curve` clears the Keras session, a `gc.collect()`, every run.
-pytestmark = pytest.mark.usefixtures("frozen_earlier_objects")
 
 POSITIVE = ("good", "great", "love", "happy", "best", "fun")
 NEGATIVE = ("bad", "awful", "hate", "sad", "worst", "boring")

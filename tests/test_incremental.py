@@ -28,8 +28,11 @@ def _penalty(model):
 
 def _fit_loss(model, x, y, jit_compile):
     # A zero learning rate: the reported loss is the loss at these weights.
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.0), loss=LOSS, jit_compile=jit_compile
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.SGD(0.0),
+        loss=LOSS,
+        jit_compile=jit_compile,
     )
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(y))
     return model.fit(dataset, epochs=1, verbose=0).history["loss"][0]
@@ -154,7 +157,9 @@ def test_anchor_holds_weights_back_during_training():
         before = incremental.snapshot(model)
         if strength:
             incremental.anchor(model, strength)
-        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+        testing.compile_and_build(
+            model, optimizer=keras.optimizers.SGD(0.1), loss=LOSS
+        )
         model.fit(dataset.repeat(20), verbose=0)
         after = incremental.snapshot(model)
         return sum(np.sum((after[p] - before[p]) ** 2) for p in before)
@@ -379,7 +384,9 @@ def test_grow_head_keeps_the_old_logits_and_copies_the_backbone():
     ):
         assert old is not new
         np.testing.assert_array_equal(old.numpy(), new.numpy())
-    grown.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    testing.compile_and_build(
+        grown, optimizer=keras.optimizers.SGD(0.1), loss=LOSS
+    )
     grown.fit(texts, np.array([0, 1, 2, 3]), verbose=0)
     testing.assert_outputs_close(testing.predict(model, texts), before)
 

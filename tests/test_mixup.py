@@ -100,8 +100,10 @@ def test_loss_and_gradients_equal_the_mixup_formula(one_hot):
 
 def test_evaluate_reports_the_plain_loss():
     model = dense_model()
-    model.compile(
-        optimizer="sgd", loss=layers.MixupLoss(sparse_ce(), model.layers[1])
+    testing.compile_and_build(
+        model,
+        optimizer="sgd",
+        loss=layers.MixupLoss(sparse_ce(), model.layers[1]),
     )
     x = np.random.default_rng(1).normal(size=(8, 6)).astype("float32")
     y = np.arange(8) % 3
@@ -122,7 +124,8 @@ def bert_with_mixup(seed=0):
 
 def test_bert_with_mixup_trains_with_xla_and_round_trips(tmp_path):
     model, backbone, head = bert_with_mixup()
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer=keras.optimizers.SGD(0.1),
         loss=layers.MixupLoss(sparse_ce(), model.get_layer("mixup")),
         jit_compile=True,
@@ -162,7 +165,8 @@ def test_exports_as_the_identity_and_trains_in_mixed_bfloat16(tmp_path):
     testing.assert_saved_model_round_trip(dense_model(), x, str(tmp_path))
     with testing.dtype_policy("mixed_bfloat16"):
         model = dense_model()
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer="sgd",
         loss=layers.MixupLoss(sparse_ce(), model.get_layer("mixup")),
         jit_compile=True,

@@ -222,6 +222,7 @@ def simulate(
             "`test` must be a `LabelledTexts` or a tf.data.Dataset of "
             f"(text, label). Received: test={test!r}"
         )
+    own_train = train is None
     train = train or _default_train(epochs, batch_size)
 
     labelled = np.random.default_rng(seed).choice(
@@ -254,6 +255,12 @@ def simulate(
                     "`build` must return a Keras model. Received: build "
                     f"returning {model!r}"
                 )
+            optimizer = getattr(model, "optimizer", None)
+            unbuilt = optimizer is not None and not optimizer.built
+            if own_train and model.built and unbuilt:
+                # Keras would build it inside the first trace of the train
+                # function, which TensorFlow then traces a second time.
+                optimizer.build(model.trainable_variables)
         train(model, pool.subset(labelled), seed + round_index)
         report = evaluation.evaluate_classifier(model, test, pool.class_names)
         accuracy.append(report.accuracy)

@@ -107,15 +107,24 @@ def optimizer_and_callbacks(model, settings, total_steps):
     ]
 
 
-def _compile(model, optimizer, settings):
+def _compile(model, optimizer, settings, data=None):
+    """Compiles `model`; with `data` (what `fit` will get), also builds
+    what the first `fit` would create inside its trace, so that `fit`
+    traces its train function once, not twice."""
     import keras
 
-    model.compile(
+    from kfinetune.compiling import compile_and_build
+
+    options = dict(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=settings["jit_compile"],
     )
+    if data is None:
+        model.compile(**options)
+    else:
+        compile_and_build(model, data=data, **options)
 
 
 def _difference(a, b):
@@ -158,7 +167,7 @@ def run(settings):
         optimizer, fit_callbacks = optimizer_and_callbacks(
             model, settings, total_steps
         )
-    _compile(model, optimizer, settings)
+    _compile(model, optimizer, settings, data=train)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     total = sum(int(np.prod(w.shape)) for w in model.weights)
     print(

@@ -9,6 +9,7 @@ import keras_hub
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune.compiling import compile_and_build
 from kfinetune.data.labelled_texts import LabelledTexts
 
 _SHUFFLE_BUFFER = 10_000
@@ -243,7 +244,11 @@ def domain_adapt(
         .prefetch(tf.data.AUTOTUNE)
     )
     masked_lm = keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
-    masked_lm.compile(
+    # Builds the optimizer and keras-hub's default metrics before `fit`,
+    # which then traces its train function once instead of twice.
+    compile_and_build(
+        masked_lm,
+        data=dataset,
         optimizer=keras.optimizers.AdamW(learning_rate),
         jit_compile=jit_compile,
     )

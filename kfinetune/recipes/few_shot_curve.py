@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from kfinetune import checks
+from kfinetune.compiling import compile_and_build
 from kfinetune.data.few_shot import few_shot
 from kfinetune.data.labelled_texts import TextClassificationData
 from kfinetune.evaluation.classification import evaluate_classifier
@@ -381,7 +382,8 @@ def _run(build, method, sample, data, seed, steps, batch_size, loss, jit):
     learning_rate = keras.optimizers.schedules.PolynomialDecay(
         method.learning_rate, decay_steps=steps, end_learning_rate=0.0
     )
-    model.compile(
+    compile_and_build(
+        model,
         optimizer=keras.optimizers.AdamW(learning_rate),
         loss=loss
         or keras.losses.SparseCategoricalCrossentropy(from_logits=True),

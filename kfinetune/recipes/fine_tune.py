@@ -4,6 +4,7 @@ import keras
 
 from kfinetune import checks
 from kfinetune.callbacks.gradual_unfreezing import GradualUnfreezing
+from kfinetune.compiling import compile_and_build
 from kfinetune.optimizers.layer_groups import layer_groups
 from kfinetune.optimizers.layerwise_optimizer import LayerwiseOptimizer
 from kfinetune.optimizers.schedules.slanted_triangular import SlantedTriangular
@@ -103,7 +104,11 @@ def fine_tune(
         groups,
         decay=decay,
     )
-    model.compile(
+    # Builds the optimizer and metrics before `fit`, which then traces its
+    # train function once instead of twice.
+    compile_and_build(
+        model,
+        data=train_data,
         optimizer=optimizer,
         loss=loss
         or keras.losses.SparseCategoricalCrossentropy(from_logits=True),

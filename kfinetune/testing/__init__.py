@@ -5,6 +5,7 @@ Later features reuse these so that every one is tested the same way: through
 `MirroredStrategy` and mixed precision.
 """
 
+from kfinetune.compiling import compile_and_build
 from kfinetune.testing.atomicity import assert_model_unchanged
 from kfinetune.testing.atomicity import model_state
 from kfinetune.testing.models import VOCABULARY
@@ -40,6 +41,7 @@ __all__ = [
     "assert_mirrored_consistent",
     "assert_outputs_close",
     "assert_saved_model_round_trip",
+    "compile_and_build",
     "dtype_policy",
     "fit_and_predict",
     "model_state",

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfinetune.compiling import compile_and_build
+
 FLOAT32_TOLERANCE = 1e-5
 BFLOAT16_TOLERANCE = 1e-2
 
@@ -184,16 +186,18 @@ def fit_and_predict(
     batch_size = batch_size or n
     with scope:
         model = build_model()
-        model.compile(
-            optimizer=(optimizer or (lambda: keras.optimizers.SGD(0.1)))(),
-            loss=loss
-            or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit_compile,
-        )
         dataset = (
             tf.data.Dataset.from_tensor_slices((x, y))
             .batch(batch_size, drop_remainder=True)
             .repeat()
+        )
+        compile_and_build(
+            model,
+            data=dataset,
+            optimizer=(optimizer or (lambda: keras.optimizers.SGD(0.1)))(),
+            loss=loss
+            or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
         )
         history = model.fit(dataset, steps_per_epoch=1, epochs=steps, verbose=0)
         return history.history["loss"], predict(model, x)

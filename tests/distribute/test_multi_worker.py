@@ -165,6 +165,9 @@ def test_two_workers_match_one_process(uninterrupted):
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=WEIGHTS_ATOL)
 
 
+# About 25 s: two runs of two worker processes, each of which imports
+# TensorFlow and connects to its peer; killing a real process is what the
+# test checks.
 def test_killed_worker_resumes_from_backup(uninterrupted, tmp_path):
     out, _ = uninterrupted
     backup = tmp_path / "backup"

@@ -13,7 +13,9 @@ def test_adapter_is_the_identity_at_init_and_learns(tmp_path):
     x = np.random.default_rng(0).normal(size=(8, 5, 16)).astype("float32")
     testing.assert_outputs_close(testing.predict(model, x), x)
     assert model.count_params() == 16 * 4 + 4 + 4 * 16 + 16
-    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss="mse"
+    )
     model.fit(x, x * 0.5, epochs=5, verbose=0)
     assert np.abs(adapter.adapter_up_kernel.numpy()).max() > 0
     assert not np.allclose(testing.predict(model, x), x)

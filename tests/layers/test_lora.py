@@ -38,7 +38,9 @@ def test_lora_dense_is_exact_at_init_trains_only_a_and_b(tmp_path):
     kernel = dense.kernel.numpy().copy()
     a_before, b_before = lora.lora_a.numpy().copy(), lora.lora_b.numpy()
     np.testing.assert_array_equal(b_before, 0.0)
-    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss="mse"
+    )
     model.fit(x, y, epochs=3, verbose=0)
     np.testing.assert_array_equal(dense.kernel.numpy(), kernel)
     np.testing.assert_array_equal(dense.bias.numpy(), 0.0)

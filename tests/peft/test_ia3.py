@@ -40,7 +40,9 @@ def test_exact_at_init_trains_only_scales_and_merges(data, tmp_path):
     assert positions["feedforward_output_dense"] == "input"
     assert positions["key"] == "output"
     frozen = {v.path: v.numpy().copy() for v in base.weights}
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=2, verbose=0)
     for v in base.weights:
         if "ia3_" not in v.path and not v.path.startswith("logits"):

@@ -54,9 +54,10 @@ def test_fit_on_tweets_moves_only_adapters_and_head(config, tweets):
         for v in base.backbone.weights
         if "lora_" not in v.path and "adapter_" not in v.path
     }
-    model.compile(
-        keras.optimizers.AdamW(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.AdamW(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     model.fit(tweets.train.take(64).batch(16), epochs=1, verbose=0)
     for v in base.backbone.weights:
@@ -87,9 +88,10 @@ def test_prefix_and_prompt_on_minilm_and_tweets(tweets):
             for v in model.backbone.weights
             if "prefix_" not in v.path and "prompt_" not in v.path
         }
-        model.compile(
-            keras.optimizers.AdamW(1e-3),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        testing.compile_and_build(
+            model,
+            optimizer=keras.optimizers.AdamW(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         model.fit(tweets.train.take(64).batch(16), epochs=1, verbose=0)
         for v in model.backbone.weights:

@@ -67,9 +67,10 @@ def test_every_kind_of_model_adapts_trains_and_round_trips(
     before = [v.numpy().copy() for v in hidden]
     model = peft.apply(base, config())
     testing.assert_outputs_close(testing.predict(model, X), expected, atol=0)
-    model.compile(
-        keras.optimizers.Adam(1e-2),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     model.fit(X, Y, epochs=3, verbose=0)
     for v, value in zip(hidden, before, strict=True):
@@ -142,9 +143,10 @@ def test_mixed_bfloat16(config, tmp_path):
             atol=10 * testing.BFLOAT16_TOLERANCE,
             rtol=5 * testing.BFLOAT16_TOLERANCE,
         )
-        model.compile(
-            keras.optimizers.Adam(1e-2),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        testing.compile_and_build(
+            model,
+            optimizer=keras.optimizers.Adam(1e-2),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         model.fit(x, Y[:8], epochs=2, verbose=0)
         testing.assert_keras_round_trip(

@@ -82,7 +82,9 @@ def test_padding_tokens_do_not_change_outputs_and_base_stays_frozen(data):
         for v in model.base.weights
         if "prefix_" not in v.path and not v.path.startswith("logits")
     }
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=2, verbose=0)
     for v in model.base.weights:
         if v.path in base_weights:
@@ -103,7 +105,9 @@ def test_padding_tokens_do_not_change_outputs_and_base_stays_frozen(data):
 def test_folded_prefix_equals_reparameterised_and_round_trips(data, tmp_path):
     x, y = data
     model = prefixed()
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=2, verbose=0)
     trained = testing.predict(model, x)
     info = peft.summary(model, print_fn=lambda line: None)
@@ -130,7 +134,9 @@ def test_folded_prefix_equals_reparameterised_and_round_trips(data, tmp_path):
 def test_adapter_file_into_a_fresh_model(data, tmp_path):
     x, y = data
     model = prefixed()
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
     expected = testing.predict(model, x)
     peft.save(model, tmp_path / "prefix.h5")
@@ -150,7 +156,9 @@ def test_plain_prefix_trains_keys_and_values(data):
         == ["prefix_key"] * 2 + ["prefix_value"] * 2
     )
     before = testing.predict(model, x)
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
     assert np.abs(testing.predict(model, x) - before).max() > 1e-4
 
@@ -160,7 +168,9 @@ def test_xla_mirrored_and_bfloat16(data):
     testing.assert_jit_compile_consistent(prefixed, x, y)
     testing.assert_mirrored_consistent(prefixed, x, y)
     model = testing.assert_bfloat16_close(prefixed, x)
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
 
 
@@ -219,7 +229,7 @@ def test_prefix_attention_layer_in_a_new_model(tmp_path):
         np.random.default_rng(0).normal(size=(4, 6, 16)).astype("float32"),
         np.ones((4, 6), "int32"),
     ]
-    model.compile("adam", LOSS)
+    testing.compile_and_build(model, optimizer="adam", loss=LOSS)
     model.fit(x, np.arange(4) % 2, epochs=1, verbose=0)
     testing.assert_keras_round_trip(model, x, str(tmp_path))
 

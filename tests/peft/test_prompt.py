@@ -79,7 +79,9 @@ def test_padding_tokens_do_not_change_outputs_and_only_prompts_train(data):
         "logits/kernel",
         "logits/bias",
     ]
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=2, verbose=0)
     for v in model.base.weights:
         if v.path in frozen:
@@ -95,7 +97,9 @@ def test_disable_delete_and_round_trips(data, tmp_path):
     base = testing.small_bert_classifier()
     reference = testing.predict(base, x)
     model = peft.apply(base, CONFIG)
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
     trained = testing.predict(model, x)
     testing.assert_keras_round_trip(model, x, str(tmp_path))
@@ -123,7 +127,9 @@ def test_xla_mirrored_and_bfloat16(data):
     testing.assert_jit_compile_consistent(prompted, x, y)
     testing.assert_mirrored_consistent(prompted, x, y)
     model = testing.assert_bfloat16_close(prompted, x)
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
 
 
@@ -190,7 +196,7 @@ def test_prompt_embedding_layer_in_a_new_model(tmp_path):
     )
     model = keras.Model([tokens, mask], keras.layers.Dense(2)(hidden[:, 0]))
     x = [np.arange(24).reshape(4, 6) % 20, np.ones((4, 6), "int32")]
-    model.compile("adam", LOSS)
+    testing.compile_and_build(model, optimizer="adam", loss=LOSS)
     model.fit(x, np.arange(4) % 2, epochs=1, verbose=0)
     testing.assert_keras_round_trip(model, x, str(tmp_path))
     layer = layers.PromptEmbedding(length=2, position=1)
@@ -302,7 +308,9 @@ def test_prompts_with_lora_and_a_prefix_as_named_adapters(data, tmp_path):
     paths = [v.path for v in model.trainable_weights]
     for method in ("lora_default", "prompt_prompt", "prefix_prefix"):
         assert any(method in path for path in paths), method
-    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    testing.compile_and_build(
+        model, optimizer=keras.optimizers.Adam(1e-2), loss=LOSS
+    )
     model.fit(x, y, epochs=1, verbose=0)
     reloaded = testing.assert_keras_round_trip(model, x, str(tmp_path))
     assert reloaded.active == ["default", "prompt", "prefix"]

@@ -11,7 +11,6 @@ from kfinetune import peft
 from kfinetune import testing
 
 # `quantize` runs `gc.collect()` for every float kernel it replaces.
-pytestmark = pytest.mark.usefixtures("frozen_earlier_objects")
 
 
 def quantized_dense(mode, activation=None, seed=0):
@@ -42,7 +41,12 @@ def test_lora_over_a_quantized_dense_trains_only_a_and_b(mode):
     expected = keras.activations.gelu(linear(x))
     testing.assert_outputs_close(testing.predict(model, x), expected)
     assert [v.dtype for v in model.trainable_weights] == ["float32"] * 2
-    model.compile(keras.optimizers.Adam(1e-2), "mse", jit_compile=True)
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss="mse",
+        jit_compile=True,
+    )
     model.fit(x, y, epochs=3, verbose=0)
     for v in dense.weights:
         np.testing.assert_array_equal(v.numpy(), frozen[v.path])
@@ -114,9 +118,10 @@ def trained():
     quantized = model.predict(x, verbose=0)
     model = peft.apply(model, peft.LoRAConfig(rank=2, alpha=4))
     start = testing.predict(model, x)
-    model.compile(
-        keras.optimizers.Adam(1e-2),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=True,
     )
     model.fit(x, np.arange(8) % 2, epochs=2, verbose=0)

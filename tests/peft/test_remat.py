@@ -63,7 +63,12 @@ def test_remat_trains_with_fit_under_xla_and_saves_without_it(tmp_path):
     model = peft.apply(testing.small_bert_classifier(), peft.LoRAConfig(rank=2))
     peft.remat(model)
     x = testing.small_bert_inputs(batch_size=8)
-    model.compile(keras.optimizers.Adam(1e-2), LOSS, jit_compile=True)
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=LOSS,
+        jit_compile=True,
+    )
     history = model.fit(x, np.arange(8) % 2, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     reloaded = testing.assert_keras_round_trip(model, x, tmp_path)

@@ -43,7 +43,8 @@ def build():
 
 def compile_and_fit(model, f, jit_compile=False, steps=3):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer=keras.optimizers.Adam(1e-2),
         loss={"start": loss, "end": loss},
         jit_compile=jit_compile,
