@@ -290,15 +290,32 @@ def small_bert():
     return testing.small_bert_classifier(num_layers=1)
 
 
-def bert_weights(make_optimizer, strategy=None, jit_compile=False, frozen=()):
+def bert_weights(
+    make_optimizer, strategy=None, jit_compile=False, frozen=(), prebuilt=True
+):
     """Trains `small_bert()` for 6 batches of 4 and returns its weights
-    (and the optimizer)."""
+    (and the optimizer).
+
+    By default the optimizer is built before `fit` (as Keras does under a
+    distribution strategy): these tests compare what the steps compute.
+    `test_settings_also_match_when_built_inside_the_first_trace` and the
+    tests above cover the optimizer built inside the train function's first
+    trace (`prebuilt=False`), as Keras does without a strategy.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = small_bert()
         for name in frozen:
             model.backbone.get_layer(name).trainable = False
-        model.compile(make_optimizer(model), LOSS, jit_compile=jit_compile)
+        compile_model = (
+            testing.compile_and_build if prebuilt else type(model).compile
+        )
+        compile_model(
+            model,
+            optimizer=make_optimizer(model),
+            loss=LOSS,
+            jit_compile=jit_compile,
+        )
     model.fit(BERT_X, BERT_Y, batch_size=4, epochs=3, shuffle=False, verbose=0)
     return [v.numpy() for v in model.weights], model.optimizer
 
@@ -316,39 +333,68 @@ def layerwise(inner, **kwargs):
     )
 
 
+def inner_optimizer(name, **settings):
+    """AdamW, or SGD where the settings clip the gradients.
+
+    SGD's step is proportional to the gradient, so two runs whose
+    gradients round differently stay within rounding of each other. Adam's
+    step is about the learning rate whatever a small gradient's size: with
+    gradients clipped near zero, rounding, which differs between CPUs,
+    decides the sign of many steps (seen on another machine: weights
+    6.4e-5 apart with `clipnorm=0.01`, against a tolerance of 2e-5).
+    """
+    if name == "sgd":
+        rate = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+        return keras.optimizers.SGD(rate, **settings)
+    return keras.optimizers.AdamW(schedule(), **settings)
+
+
 @functools.cache
-def keras_adamw_weights(settings):
-    return bert_weights(
-        lambda model: keras.optimizers.AdamW(schedule(), **dict(settings))
-    )[0]
+def keras_weights(name, settings):
+    weights, _ = bert_weights(
+        lambda model: inner_optimizer(name, **dict(settings))
+    )
+    return weights
 
 
 SETTINGS = [
-    {"global_clipnorm": 0.05},
-    {"clipnorm": 0.01},
-    {"clipvalue": 0.001},
-    {"use_ema": True, "ema_momentum": 0.5, "ema_overwrite_frequency": 3},
-    {"gradient_accumulation_steps": 2, "global_clipnorm": 0.05},
-    {"gradient_accumulation_steps": 3, "use_ema": True, "ema_momentum": 0.5},
+    ("sgd", {"global_clipnorm": 0.05}),
+    ("sgd", {"clipnorm": 0.01}),
+    ("sgd", {"clipvalue": 0.001}),
+    (
+        "adamw",
+        {"use_ema": True, "ema_momentum": 0.5, "ema_overwrite_frequency": 3},
+    ),
+    ("sgd", {"gradient_accumulation_steps": 2, "global_clipnorm": 0.05}),
+    (
+        "adamw",
+        {
+            "gradient_accumulation_steps": 3,
+            "use_ema": True,
+            "ema_momentum": 0.5,
+        },
+    ),
 ]
 
 
 @pytest.mark.parametrize("place", ["layerwise", "inner"])
 @pytest.mark.parametrize(
-    "settings", SETTINGS, ids=lambda s: "-".join(map(str, s.values()))
+    "name, settings",
+    SETTINGS,
+    ids=["-".join([n, *map(str, s.values())]) for n, s in SETTINGS],
 )
-def test_gradient_settings_match_a_plain_keras_optimizer(settings, place):
-    expected = keras_adamw_weights(tuple(settings.items()))
+def test_gradient_settings_match_a_plain_keras_optimizer(name, settings, place):
+    expected = keras_weights(name, tuple(settings.items()))
     # The settings change the result here (clipping happens, ...).
-    unset = keras_adamw_weights(())
+    unset = keras_weights(name, ())
     assert any(
         not np.allclose(e, u, atol=1e-3)
         for e, u in zip(expected, unset, strict=True)
     )
     if place == "layerwise":
-        make = layerwise(lambda: keras.optimizers.AdamW(schedule()), **settings)
+        make = layerwise(lambda: inner_optimizer(name), **settings)
     else:
-        make = layerwise(lambda: keras.optimizers.AdamW(schedule(), **settings))
+        make = layerwise(lambda: inner_optimizer(name, **settings))
     actual, optimizer = bert_weights(make)
     assert_weights_close(actual, expected)
     steps = 6 // settings.get("gradient_accumulation_steps", 1)
@@ -356,6 +402,22 @@ def test_gradient_settings_match_a_plain_keras_optimizer(settings, place):
     assert int(compat.apply_counter(optimizer)) == 6
     counts = {int(o.iterations) for o in optimizer.group_optimizers.values()}
     assert counts == {steps}
+
+
+def test_settings_also_match_when_built_inside_the_first_trace():
+    settings = {
+        "gradient_accumulation_steps": 2,
+        "global_clipnorm": 0.05,
+        "use_ema": True,
+        "ema_momentum": 0.5,
+    }
+    make = layerwise(lambda: inner_optimizer("sgd"), **settings)
+    built_first, _ = bert_weights(make)
+    built_in_trace, optimizer = bert_weights(make, prebuilt=False)
+    assert_weights_close(built_in_trace, built_first, atol=1e-6)
+    assert int(compat.apply_counter(optimizer)) == 6
+    counts = {int(o.iterations) for o in optimizer.group_optimizers.values()}
+    assert counts == {3}
 
 
 @pytest.mark.parametrize("mode", ["retrace", "static"])
@@ -435,17 +497,16 @@ def test_xla_and_a_loss_scale_optimizer_match_keras_with_the_settings():
         "use_ema": True,
         "ema_momentum": 0.5,
     }
+    # SGD with clipped gradients: see `inner_optimizer`.
     expected, _ = bert_weights(
         lambda model: keras.optimizers.LossScaleOptimizer(
-            keras.optimizers.AdamW(schedule(), **settings)
+            inner_optimizer("sgd", **settings)
         ),
         jit_compile=True,
     )
     actual, _ = bert_weights(
         lambda model: keras.optimizers.LossScaleOptimizer(
-            layerwise(lambda: keras.optimizers.AdamW(schedule()), **settings)(
-                model
-            )
+            layerwise(lambda: inner_optimizer("sgd"), **settings)(model)
         ),
         jit_compile=True,
     )
@@ -454,12 +515,13 @@ def test_xla_and_a_loss_scale_optimizer_match_keras_with_the_settings():
 
 def test_mixed_bfloat16_matches_keras_with_the_settings():
     settings = {"global_clipnorm": 0.05, "gradient_accumulation_steps": 2}
+    # SGD with clipped gradients: see `inner_optimizer`.
     with testing.dtype_policy("mixed_bfloat16"):
         expected, _ = bert_weights(
-            lambda model: keras.optimizers.AdamW(schedule(), **settings)
+            lambda model: inner_optimizer("sgd", **settings)
         )
         actual, _ = bert_weights(
-            layerwise(lambda: keras.optimizers.AdamW(schedule()), **settings)
+            layerwise(lambda: inner_optimizer("sgd"), **settings)
         )
     # The weights stay float32: the same steps give the same weights.
     assert_weights_close(actual, expected)
