@@ -176,6 +176,29 @@ def _lora(task_heads):
     )
 
 
+def test_peft_defaults_keep_every_task_head_trainable():
+    # No `trainable=`: the heads are outside the keras-hub backbone, so
+    # `peft.apply` keeps them training by default.
+    model = peft.apply(_build(), peft.LoRAConfig(rank=2))
+    assert sorted(model.adapters["default"].trainable) == sorted(TASKS)
+    assert sorted(peft.task_heads(model.base)) == sorted(TASKS)
+    base_paths = {
+        v.path.split("/")[0]
+        for v in model.trainable_weights
+        if "lora_" not in v.path
+    }
+    assert base_paths == set(TASKS)
+    _compile(model)
+    before = {task: model.base.get_layer(task).get_weights() for task in TASKS}
+    model.fit(_train(), epochs=2, verbose=0)
+    for task in TASKS:
+        after = model.base.get_layer(task).get_weights()
+        assert not np.allclose(after[0], before[task][0]), task
+    # `trainable=[]` freezes them.
+    frozen = peft.apply(_build(), peft.LoRAConfig(rank=2, trainable=[]))
+    assert all("lora_" in v.path for v in frozen.trainable_weights)
+
+
 def test_lora_over_the_shared_backbone_trains_on_a_mix(tmp_path):
     backbone = testing.small_bert_backbone()
     model = peft.apply(_build(backbone), _lora(TASKS))

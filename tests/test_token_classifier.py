@@ -3,8 +3,10 @@
 import re
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 import kfinetune as kft
 from kfinetune import peft
@@ -69,7 +71,8 @@ def loss_for(crf):
 
 
 def fit(model, aligned, crf, epochs=3, jit_compile=False):
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer=keras.optimizers.Adam(1e-2),
         loss=loss_for(crf),
         jit_compile=jit_compile,
@@ -130,7 +133,44 @@ def test_lora_keeps_the_head_trainable_and_fits(crf, aligned):
     )
 
 
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_peft_defaults_keep_the_new_head_trainable(crf, aligned):
+    # No `trainable=`: `emissions` (and `crf`) are outside the keras-hub
+    # backbone, so `peft.apply` keeps them training by default.
+    head = ["emissions", "crf"] if crf else ["emissions"]
+    model = peft.apply(build(crf), peft.LoRAConfig(rank=2))
+    assert model.adapters["default"].trainable == head
+    others = {
+        w.path.split("/")[0]
+        for w in model.trainable_weights
+        if "lora" not in w.path
+    }
+    assert others == set(head)
+    before = {name: model.base.get_layer(name).get_weights() for name in head}
+    fit(model, aligned, crf, epochs=2)
+    for name in head:
+        after = model.base.get_layer(name).get_weights()
+        assert not np.allclose(after[0], before[name][0]), name
+
+
 def test_builds_on_the_preset_by_default_arguments_checked():
+    model = kft.presets.token_classifier(3, sequence_length=SEQUENCE_LENGTH)
+    backbone = next(
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras_hub.models.Backbone)
+    )
+    # The bundled all-MiniLM-L6-v2, with its own weights and exact GELU.
+    assert isinstance(backbone, kft.presets.HFBertBackbone)
+    assert (backbone.num_layers, backbone.hidden_dim) == (6, 384)
+    assert backbone.activation == "gelu"
+    with safe_open(
+        str(kft.presets.minilm_path() / "model.safetensors"), "np"
+    ) as weights:
+        expected = weights.get_tensor("embeddings.word_embeddings.weight")
+    np.testing.assert_array_equal(backbone.token_embedding.embeddings, expected)
+    assert model.output.shape == (None, SEQUENCE_LENGTH, 3)
+
     with pytest.raises(ValueError, match="Received: num_labels=1"):
         kft.presets.token_classifier(1)
     with pytest.raises(ValueError, match="Received: crf='yes'"):

@@ -36,6 +36,7 @@ from kfinetune.peft.rematerialise import remat
 from kfinetune.peft.state import load
 from kfinetune.peft.state import save
 from kfinetune.peft.summary import summary
+from kfinetune.peft.task_heads import task_heads
 
 __all__ = [
     "AdapterConfig",
@@ -58,5 +59,6 @@ __all__ = [
     "save_hf",
     "set_active",
     "summary",
+    "task_heads",
     "unmerge",
 ]

@@ -16,8 +16,9 @@ def apply(model, config, name="default"):
     """Applies a parameter-efficient method to a built Keras model.
 
     The base model's layers are frozen, except those matched by the
-    config's `trainable` patterns (by default a keras-hub classifier's
-    `logits` layer); the new adapter is made active and trainable. The
+    config's `trainable` patterns (by default the task's head, every layer
+    with weights outside the keras-hub backbone: see `task_heads`); the
+    new adapter is made active and trainable. The
     change is atomic: when anything fails, the model is exactly as before
     (structure, weights, trainable flags).
 

@@ -5,6 +5,7 @@ import dataclasses
 import keras
 
 from kfinetune import walk
+from kfinetune.peft.task_heads import task_heads
 
 
 @dataclasses.dataclass
@@ -36,9 +37,11 @@ class PEFTConfig:
             `re.fullmatch`) of the layers to adapt. Defaults to the method's
             defaults for keras-hub transformers.
         trainable: paths or regular expressions of base layers to keep
-            trainable, like PEFT's `modules_to_save`. Defaults to the
-            `logits` output layer of keras-hub classifiers, nothing
-            otherwise.
+            trainable, like PEFT's `modules_to_save`; `[]` freezes every
+            base layer. Defaults to the task's head
+            (`kfinetune.peft.task_heads`): every layer with weights
+            outside the model's keras-hub backbone, such as a classifier's
+            `logits` or a token classifier's `emissions` and `crf`.
     """
 
     method = None
@@ -73,7 +76,7 @@ class PEFTConfig:
     def resolved_trainable(self, model):
         if self.trainable is not None:
             return list(self.trainable)
-        return ["logits"] if "logits" in walk.layer_paths(model) else []
+        return task_heads(model)
 
     def get_config(self):
         return {"targets": self.targets, "trainable": self.trainable}

@@ -24,9 +24,10 @@ def data():
 
 
 def compile_model(model, lr=1e-2):
-    model.compile(
-        keras.optimizers.Adam(lr),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
 
@@ -328,3 +329,33 @@ def test_merged_adapters_follow_the_active_set(data):
     peft.set_active(model, "b")
     assert not model.adapters["a"].merged
     testing.assert_outputs_close(testing.predict(model, x), out_b, atol=1e-4)
+
+
+def test_default_trainable_layers_are_the_task_head():
+    # A user's own head on a keras-hub backbone, not named `logits`.
+    backbone = testing.small_bert_backbone()
+    pooled = backbone(backbone.input)["pooled_output"]
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(pooled)
+    scores = keras.layers.Dense(2, name="classifier")(
+        keras.layers.Dropout(0.1, name="head_dropout")(hidden)
+    )
+    model = keras.Model(backbone.input, scores)
+    assert peft.task_heads(model) == ["hidden", "classifier"]
+    applied = peft.apply(model, peft.LoRAConfig(rank=2))
+    base = {
+        v.path.split("/")[0]
+        for v in applied.trainable_weights
+        if "lora_" not in v.path
+    }
+    assert base == {"hidden", "classifier"}
+    # A keras-hub classifier: its `logits`; the pooler is the backbone's.
+    assert peft.task_heads(testing.small_bert_classifier()) == ["logits"]
+    # A backbone alone has no head.
+    assert peft.task_heads(testing.small_bert_backbone()) == []
+    # Without a keras-hub backbone there is no boundary: `logits` if any.
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(3, name="features")(inputs)
+    named = keras.Model(inputs, keras.layers.Dense(2, name="logits")(features))
+    assert peft.task_heads(named) == ["logits"]
+    unnamed = keras.Model(inputs, keras.layers.Dense(2, name="out")(features))
+    assert peft.task_heads(unnamed) == []
