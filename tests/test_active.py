@@ -35,7 +35,8 @@ def _classifier(dropout=0.1, compile_kwargs=None, num_layers=2):
     model = testing.small_bert_classifier(
         sequence_length=16, dropout=dropout, num_layers=num_layers
     )
-    model.compile(
+    testing.compile_and_build(
+        model,
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         **(compile_kwargs or {}),
@@ -217,10 +218,16 @@ def test_generic_model_on_arrays_with_embed_and_probabilities():
     np.testing.assert_array_equal(by_dict.indices, by_array.indices)
 
 
-def test_query_works_under_xla():
+def test_query_under_xla_picks_what_the_plain_graph_picks():
+    # Both models are built from seed 0: the same weights.
     model = _classifier(compile_kwargs={"jit_compile": True}, num_layers=1)
+    plain = _classifier(num_layers=1)
     result = active.query(model, TEXTS, 5, strategy="least_confidence")
+    expected = active.query(plain, TEXTS, 5, strategy="least_confidence")
     assert len(set(result.indices.tolist())) == 5
+    np.testing.assert_array_equal(result.indices, expected.indices)
+    np.testing.assert_allclose(result.scores, expected.scores, atol=1e-5)
+    assert len(set(np.round(expected.scores, 4))) > 1
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from kfinetune import data
 from kfinetune import peft
 from kfinetune import recipes
 from kfinetune import testing
+from kfinetune.recipes.domain_adapt import _texts_dataset
 
 TEXTS = [
     "the movie was good",
@@ -110,17 +111,35 @@ def test_only_lora_weights_move_training_on_labelled_texts(tmp_path):
 
 
 def test_accepts_a_batched_dataset_of_texts():
+    # 32 different texts, in batches of 5.
+    distinct = [
+        f"{text} {word}"
+        for text, word in zip(TEXTS, testing.VOCABULARY[5:], strict=False)
+    ]
+    assert len(set(distinct)) == len(TEXTS)
+    batched = tf.data.Dataset.from_tensor_slices(distinct).batch(5)
+    # The texts it trains on are the 32 texts, one by one, in order.
+    texts = _texts_dataset(batched)
+    assert [t.decode() for t in texts.as_numpy_iterator()] == distinct
     callback, losses = _recorder()
+    backbone = testing.small_bert_backbone()
+    before = {v.path: np.array(v) for v in backbone.weights}
     recipes.domain_adapt(
-        testing.small_bert_backbone(),
-        tf.data.Dataset.from_tensor_slices(TEXTS).batch(5),
+        backbone,
+        batched,
         tokenizer=_tokenizer(),
         batch_size=16,
         sequence_length=16,
         callbacks=[callback],
         verbose=0,
     )
-    assert len(losses) == 2
+    # Batched again at `batch_size`: 32 texts, 2 steps, and they trained.
+    assert len(losses) == 2 and np.isfinite(losses).all()
+    moved = [
+        v.path for v in backbone.weights if not np.allclose(v, before[v.path])
+    ]
+    assert "token_embedding/embeddings" in moved
+    assert any(p.startswith("transformer_layer_1/") for p in moved)
 
 
 def test_checkpoint_dir_writes_and_resumes(tmp_path):

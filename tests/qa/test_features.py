@@ -78,11 +78,32 @@ def test_partial_word_answer_targets_whole_word():
     assert targets(f) == [(8, 9)]
 
 
-def test_dataset_feeds_fit_shapes():
-    f = features([example("fun"), example(None, id="r")])
+def test_dataset_feeds_fit_the_answer_spans():
+    examples = [example("fun"), example(None, id="r"), example("day was")]
+    f = features(examples)
     x, y = next(iter(f.dataset().batch(8)))
-    assert x["token_ids"].shape == (4, 16)
-    assert y["start"].shape == (4,) and y["end"].shape == (4,)
+    assert x["token_ids"].shape == (6, 16)
+    np.testing.assert_array_equal(x["token_ids"], f.token_ids)
+    assert y["start"].shape == (6,) and y["end"].shape == (6,)
+    # Each window's target span covers the answer's characters in the
+    # context; windows without the answer, and the unanswerable question,
+    # point at [CLS].
+    found = {}
+    for row, (start, end) in enumerate(
+        zip(y["start"].numpy(), y["end"].numpy(), strict=True)
+    ):
+        example_index = f.example_index[row]
+        if start == end == 0:
+            continue
+        context = examples[example_index].context
+        first, last = f.offsets[row, start][0], f.offsets[row, end][1]
+        found.setdefault(example_index, set()).add(context[first:last])
+    assert found == {0: {"fun"}, 2: {"day was"}}
+    assert f.example_index.tolist() == [0, 0, 1, 1, 2, 2]
+    # "fun" (word 8) is in both windows; "day was" (words 11-12) in the
+    # second only.
+    assert targets(f)[0] != (0, 0) and targets(f)[1] != (0, 0)
+    assert targets(f)[4] == (0, 0) and targets(f)[5] != (0, 0)
 
 
 def test_errors():
