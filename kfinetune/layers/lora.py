@@ -34,10 +34,6 @@ def why_not_wrappable(layer):
         )
     if getattr(layer, "lora_enabled", False):
         return "Keras's built-in LoRA is enabled on it"
-    if isinstance(layer, keras.layers.Embedding) and hasattr(layer, "reverse"):
-        # keras-hub's ReversibleEmbedding also projects back to the vocabulary
-        # with the same table; a LoRA delta there would change both uses.
-        return "a reversible (tied) embedding"
     return None
 
 
@@ -212,7 +208,7 @@ class LoRA(keras.layers.Wrapper):
             return ops.einsum(eq["up"], h, self.lora_b)
         return ops.matmul(ops.matmul(x, self.lora_a), self.lora_b)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, reverse=False):
         base = self.base_layer
         if base.quantization_mode != self.base_quantization_mode:
             raise ValueError(
@@ -223,6 +219,8 @@ class LoRA(keras.layers.Wrapper):
                 "first, then apply LoRA. "
                 f"Received: quantization_mode={base.quantization_mode!r}"
             )
+        if reverse:
+            return self._reverse(inputs)
         if isinstance(base, keras.layers.Embedding):
             if inputs.dtype not in ("int32", "int64"):
                 inputs = ops.cast(inputs, "int32")
@@ -231,6 +229,41 @@ class LoRA(keras.layers.Wrapper):
         if activation is not None:
             x = activation(x)
         return ops.cast(x, self.compute_dtype)
+
+    def _reverse(self, inputs):
+        """A `ReversibleEmbedding`'s projection back to the vocabulary.
+
+        With tied weights it multiplies by the adapted table, base plus
+        every enabled, unmerged update of the chain, as the lookup does:
+        one table, one update, so merging changes neither use. An untied
+        projection is a weight of its own, which LoRA does not adapt.
+        """
+        base = self.base_layer
+        if not isinstance(base, keras.layers.ReversibleEmbedding):
+            raise ValueError(
+                f"LoRA {self.name!r} wraps {type(base).__name__} "
+                f"{base.name!r}, which has no reverse projection; only a "
+                "`ReversibleEmbedding` does. Received: reverse=True"
+            )
+        if not base.tie_weights:
+            return base(inputs, reverse=True)
+        table = base.embeddings
+        layer = self
+        while isinstance(layer, LoRA):
+            if layer.enabled and not layer.merged:
+                table = table + ops.cast(layer.delta(), table.dtype)
+            layer = layer.layer
+        kernel = ops.transpose(table)
+        if base.reverse_dtype is not None:
+            inputs = ops.cast(inputs, base.reverse_dtype)
+            kernel = ops.cast(kernel, base.reverse_dtype)
+        else:
+            kernel = ops.cast(kernel, inputs.dtype)
+        logits = ops.matmul(inputs, kernel)
+        if base.logit_soft_cap is not None:
+            cap = base.logit_soft_cap
+            logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
+        return logits
 
     def delta(self):
         """`(alpha / rank) · A · B` in the base kernel's shape."""

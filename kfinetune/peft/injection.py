@@ -176,9 +176,30 @@ def make_plan(base, config, name):
             f"combining them. Paths: {clash[:5]}. Received: targets="
             f"{patterns!r}"
         )
+    holders = {}
+    for site in sites:
+        holders.setdefault(id(site.layer), []).append(site)
     rebuildable = compat.is_rebuildable(base)
     injections, skipped = [], []
+    refused = set()
     for site in matched:
+        shared = holders[id(site.layer)]
+        if len(shared) > 1:
+            if id(site.layer) in refused:
+                continue
+            refused.add(id(site.layer))
+            # E.g. a masked LM head holding its backbone's token embedding
+            # for the output projection: a wrapper put in one place would
+            # be bypassed in the other.
+            parents = sorted(s.parent.name for s in shared)
+            skipped.append(
+                (
+                    site.path,
+                    f"held by {len(shared)} layers ({', '.join(parents)}), "
+                    "and a wrapper would replace it in one of them only",
+                )
+            )
+            continue
         planned, reason = config.injections(site, name, sites)
         for inj in planned or []:
             node = inj.site

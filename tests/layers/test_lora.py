@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from kfinetune import layers
+from kfinetune import peft
 from kfinetune import testing
 from kfinetune.layers import einsum
 
@@ -100,6 +101,67 @@ def test_lora_embedding_merges_exactly():
     testing.assert_outputs_close(
         testing.predict(model, ids), adapted, atol=1e-5
     )
+
+
+class TiedLanguageModel(keras.Model):
+    """A subclassed model using one `ReversibleEmbedding` both ways: the
+    lookup and the projection back to the vocabulary."""
+
+    def __init__(self, tie_weights, **kwargs):
+        super().__init__(**kwargs)
+        self.tie_weights = tie_weights
+        self.embedding = keras.layers.ReversibleEmbedding(
+            20, 6, tie_weights=tie_weights, logit_soft_cap=30.0
+        )
+        self.mix = keras.layers.Dense(6)
+
+    def call(self, ids):
+        return self.embedding(self.mix(self.embedding(ids)), reverse=True)
+
+    def get_config(self):
+        return {**super().get_config(), "tie_weights": self.tie_weights}
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_lora_on_a_reversible_embedding_adapts_the_table_in_both_uses(
+    tie_weights,
+):
+    keras.utils.set_random_seed(0)
+    base_model = TiedLanguageModel(tie_weights)
+    ids = np.random.default_rng(0).integers(0, 20, (4, 5))
+    base = testing.predict(base_model, ids)
+    embedding = base_model.embedding
+    # One layer object, one attribute: called both ways, wrapped once.
+    model = peft.apply(
+        base_model,
+        peft.LoRAConfig(rank=2, alpha=4, targets=[embedding.path]),
+    )
+    lora = base_model.embedding
+    assert isinstance(lora, layers.LoRA) and lora.layer is embedding
+    testing.assert_outputs_close(testing.predict(model, ids), base)
+    lora.lora_a.assign(np.full(lora.lora_a.shape, 0.5, "float32"))
+    model.make_predict_function(force=True)
+    adapted = testing.predict(model, ids)
+    assert not np.allclose(adapted, base)
+    # By hand: the lookup uses the adapted table; so does the tied
+    # projection, while an untied one keeps its own weight.
+    table = embedding.embeddings.numpy() + 2.0 * (
+        lora.lora_a.numpy() @ lora.lora_b.numpy()
+    )
+    hidden = model.mix(np.take(table, ids, axis=0)).numpy()
+    output = table.T if tie_weights else embedding.reverse_embeddings.numpy()
+    expected = 30.0 * np.tanh(hidden @ output / 30.0)
+    np.testing.assert_allclose(adapted, expected, rtol=1e-5, atol=1e-5)
+    # Merged, the one table carries the update for both uses.
+    lora.merge()
+    model.make_predict_function(force=True)
+    testing.assert_outputs_close(
+        testing.predict(model, ids), adapted, atol=1e-5
+    )
+    with pytest.raises(ValueError, match=r"no reverse projection"):
+        layers.LoRA(keras.layers.Embedding(20, 6), rank=2)(
+            np.zeros((1, 6), "float32"), reverse=True
+        )
 
 
 def test_scale_is_alpha_over_rank():

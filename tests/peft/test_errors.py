@@ -114,3 +114,25 @@ def test_two_copies_of_a_backbone_are_refused_not_mixed_up():
     # Applying to each copy first works: their paths then differ by adapter.
     peft.apply(student, peft.LoRAConfig(), name="student")
     assert np.all(np.isfinite(testing.predict(model, x)))
+
+
+def test_a_layer_two_layers_hold_is_refused_not_half_wrapped():
+    # GPT-2's token embedding is a node of its backbone's graph (the
+    # lookup) and of the task's graph (the tied projection to the
+    # vocabulary): a wrapper in one place would be bypassed in the other.
+    model = testing.small_gpt2_causal_lm()
+    x = testing.small_gpt2_inputs()
+    state = testing.model_state(model)
+    with pytest.raises(
+        ValueError,
+        match=r"token_embedding \(held by 2 layers .*in one of them only\)",
+    ):
+        peft.apply(model, peft.LoRAConfig(targets=["token_embedding"]))
+    testing.assert_model_unchanged(model, state)
+    # Together with other targets it is skipped, and the report says why.
+    adapted = peft.apply(
+        model, peft.LoRAConfig(targets=["token_embedding", ".*/query"])
+    )
+    skipped = adapted.adapters["default"].skipped
+    assert [path for path, _ in skipped] == ["token_embedding"]
+    assert np.all(np.isfinite(testing.predict(adapted, x)))
