@@ -1,5 +1,6 @@
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -84,3 +85,80 @@ def test_the_report_draws_its_confusion_matrix(tmp_path):
     with pytest.raises(ValueError, match="confusion=None"):
         bare.plot_confusion_matrix(tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_weighted_report_counts_each_example_with_its_weight():
+    report = evaluation.classification_report(
+        [0, 0, 1, 1], [0, 1, 1, 1], ["a", "b"], sample_weight=[3, 1, 0.5, 0.5]
+    )
+    assert report.confusion == ((3.0, 1.0), (0.0, 1.0))
+    assert report.support == (4.0, 1.0)
+    assert report.accuracy == pytest.approx(4 / 5)
+    assert report.precision == pytest.approx((1.0, 0.5))
+    assert report.recall == pytest.approx((0.75, 1.0))
+    # Integer weights print as counts, others with two decimals.
+    assert "      4" in str(report)
+    with pytest.raises(ValueError, match=r"one finite weight per example"):
+        evaluation.classification_report([0, 1], [0, 1], "ab", [1.0])
+    with pytest.raises(ValueError, match=r"minimum -1.0"):
+        evaluation.classification_report([0, 1], [0, 1], "ab", [1.0, -1.0])
+
+
+def _binary_data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int64")
+
+
+def _one_output_model(activation):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(1, activation=activation)]
+    )
+    # Class 1 where the first feature is positive: logit 4 * x0.
+    model.set_weights([np.array([[4.0], [0.0], [0.0]]), np.zeros(1)])
+    return model
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", None])
+def test_one_output_models_predict_both_classes(activation):
+    x, y = _binary_data()
+    model = _one_output_model(activation)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    report = evaluation.evaluate_classifier(model, dataset, ["neg", "pos"])
+    # The first feature decides: every example right, both classes seen.
+    assert report.accuracy == 1.0
+    assert report.confusion == ((int((y == 0).sum()), 0), (0, int(y.sum())))
+    # A threshold of its own: sigmoid(4 x0) > 0.9, or 4 x0 > log 9.
+    cut = 0.9 if activation == "sigmoid" else np.log(9)
+    strict = evaluation.evaluate_classifier(
+        model, dataset, ["neg", "pos"], threshold=cut
+    )
+    expected = evaluation.classification_report(
+        y, (x[:, 0] > np.log(9) / 4).astype(int), ["neg", "pos"]
+    )
+    assert strict == expected
+
+
+def test_weighted_datasets_and_bad_thresholds():
+    x, y = _binary_data()
+    weights = np.linspace(0.5, 2.0, len(y)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, weights))
+    report = evaluation.evaluate_classifier(model, dataset, ["neg", "pos"])
+    predicted = np.argmax(model.predict(x, verbose=0), -1)
+    assert report == evaluation.classification_report(
+        y, predicted, ["neg", "pos"], sample_weight=weights
+    )
+    plain = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    with pytest.raises(ValueError, match=r"this one has 2 .* threshold=0.5"):
+        evaluation.evaluate_classifier(model, plain, "ab", threshold=0.5)
+    with pytest.raises(ValueError, match=r"number. Received: threshold='hi'"):
+        evaluation.evaluate_classifier(model, plain, "ab", threshold="hi")
+    binary = _one_output_model("relu")
+    with pytest.raises(ValueError, match=r"activation \(relu\) says neither"):
+        evaluation.evaluate_classifier(binary, plain, "ab")
+    with pytest.raises(ValueError, match=r"two names. Received: .*'c'\]"):
+        evaluation.evaluate_classifier(
+            _one_output_model("sigmoid"), plain, "abc"
+        )

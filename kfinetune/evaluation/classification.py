@@ -1,7 +1,9 @@
 """Classification metrics: accuracy, per-class precision / recall / F1."""
 
 import dataclasses
+import numbers
 
+import keras
 import numpy as np
 
 from kfinetune.evaluation import confusion as confusion_lib
@@ -20,10 +22,12 @@ class ClassificationReport:
         precision: per-class precision, a tuple in label order.
         recall: per-class recall.
         f1: per-class F1.
-        support: per-class number of true examples.
+        support: per-class number of true examples (with sample weights,
+            their summed weights, floats).
         confusion: the confusion matrix, a tuple of rows: `confusion[i][j]`
-            counts the examples of class `i` predicted as `j`. Defaults to
-            `None` (a report built without one).
+            counts the examples of class `i` predicted as `j` (with sample
+            weights, sums their weights). Defaults to `None` (a report
+            built without one).
     """
 
     class_names: tuple
@@ -92,38 +96,66 @@ class ClassificationReport:
         ]
         for name, p, r, f, s in self._per_class():
             lines.append(
-                f"{name:{width}}  {p:9.3f}  {r:6.3f}  {f:5.3f}  {s:7d}"
+                f"{name:{width}}  {p:9.3f}  {r:6.3f}  {f:5.3f}  {_count(s)}"
             )
-        total = sum(self.support)
+        total = _count(sum(self.support))
         lines.append(
             f"{'accuracy':{width}}  {'':9}  {'':6}  "
-            f"{self.accuracy:5.3f}  {total:7d}"
+            f"{self.accuracy:5.3f}  {total}"
         )
         lines.append(
             f"{'macro F1':{width}}  {'':9}  {'':6}  "
-            f"{self.macro_f1:5.3f}  {total:7d}"
+            f"{self.macro_f1:5.3f}  {total}"
         )
         return "\n".join(lines)
 
 
-def classification_report(y_true, y_pred, class_names):
+def _count(value):
+    """A support or total, as an integer when it is one."""
+    if float(value).is_integer():
+        return f"{int(value):7d}"
+    return f"{value:7.2f}"
+
+
+def _check_sample_weight(sample_weight, n):
+    weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if weights.shape != (n,) or not np.all(np.isfinite(weights)):
+        raise ValueError(
+            f"`sample_weight` must hold one finite weight per example ({n}). "
+            f"Received: sample_weight of shape {np.shape(sample_weight)}"
+        )
+    if np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(
+            "`sample_weight` must be non-negative with a positive sum. "
+            f"Received: sample_weight with minimum {weights.min()} and sum "
+            f"{weights.sum()}"
+        )
+    return weights
+
+
+def classification_report(y_true, y_pred, class_names, sample_weight=None):
     """Computes accuracy and per-class precision, recall and F1.
 
     A class that is never predicted has precision 0; a class with no true
     examples has recall 0 (and F1 0), as scikit-learn does with
-    `zero_division=0`.
+    `zero_division=0`. With `sample_weight`, each example counts with its
+    weight, as in scikit-learn's `classification_report(...,
+    sample_weight=...)`.
 
     Args:
         y_true: integer labels, shape `(n,)`.
         y_pred: predicted integer labels, shape `(n,)`.
         class_names: one name per class; labels index into it.
+        sample_weight: optional non-negative weights, shape `(n,)`.
+            Defaults to `None` (every example counts once).
 
     Returns:
         A `ClassificationReport`.
 
     Raises:
-        ValueError: shapes differ, nothing to evaluate, or a label is
-            outside `range(len(class_names))`.
+        ValueError: shapes differ, nothing to evaluate, a label is
+            outside `range(len(class_names))`, or the weights are not one
+            finite non-negative number per example with a positive sum.
 
     Example:
 
@@ -151,8 +183,15 @@ def classification_report(y_true, y_pred, class_names):
                 f"(class_names={list(class_names)}). Received: "
                 f"{name} containing {int(bad[0])}"
             )
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
+    if sample_weight is None:
+        confusion = np.zeros((k, k), np.int64)
+        np.add.at(confusion, (y_true, y_pred), 1)
+        as_count = int
+    else:
+        weights = _check_sample_weight(sample_weight, len(y_true))
+        confusion = np.zeros((k, k), np.float64)
+        np.add.at(confusion, (y_true, y_pred), weights)
+        as_count = float
     hits = np.diag(confusion).astype(float)
     predicted = confusion.sum(axis=0)
     support = confusion.sum(axis=1)
@@ -167,32 +206,68 @@ def classification_report(y_true, y_pred, class_names):
     )
     return ClassificationReport(
         class_names=class_names,
-        accuracy=float(hits.sum() / len(y_true)),
+        accuracy=float(hits.sum() / support.sum()),
         precision=tuple(float(v) for v in precision),
         recall=tuple(float(v) for v in recall),
         f1=tuple(float(v) for v in f1),
-        support=tuple(int(v) for v in support),
-        confusion=tuple(tuple(int(v) for v in row) for row in confusion),
+        support=tuple(as_count(v) for v in support),
+        confusion=tuple(tuple(as_count(v) for v in row) for row in confusion),
     )
 
 
-def _inputs(x, y):
+def _inputs(x, y=None, sample_weight=None):
     # A named function, not a lambda: AutoGraph cannot read the source of a
     # lambda inside a call and warns.
     return x
 
 
-def evaluate_classifier(model, dataset, class_names, batch_size=64):
+def _binary_threshold(model, threshold):
+    """The score above which a one-output model predicts class 1."""
+    if threshold is not None:
+        return float(threshold)
+    activation = getattr(model.layers[-1], "activation", None)
+    if activation is keras.activations.sigmoid:
+        return 0.5
+    if activation in (None, keras.activations.linear):
+        return 0.0
+    raise ValueError(
+        "The model has one output per example, and its last layer's "
+        f"activation ({getattr(activation, '__name__', activation)}) says "
+        "neither probabilities (sigmoid) nor logits (linear): pass "
+        "`threshold=`, the score above which class 1 is predicted. "
+        "Received: threshold=None"
+    )
+
+
+def evaluate_classifier(
+    model, dataset, class_names, batch_size=64, threshold=None
+):
     """Predicts on a labelled dataset and reports accuracy and F1.
 
+    A model with one output per example is a binary classifier: class 1 is
+    predicted where the output is above `threshold` (class 0 elsewhere).
+    With several outputs the top-scoring class is predicted.
+
     Args:
-        model: a classifier whose outputs are per-class scores.
-        dataset: a `tf.data.Dataset` of `(inputs, label)`, batched or not.
-        class_names: one name per class.
+        model: a classifier whose outputs are per-class scores, or one
+            score per example.
+        dataset: a `tf.data.Dataset` of `(inputs, label)` or `(inputs,
+            label, sample_weight)`, batched or not; sample weights weight
+            every count of the report.
+        class_names: one name per class (two for a one-output model).
         batch_size: used when `dataset` is unbatched. Defaults to `64`.
+        threshold: for a one-output model only. Defaults to `None`: `0.5`
+            when the model's last layer has a sigmoid activation
+            (probabilities), `0.0` when it has none (logits).
 
     Returns:
         A `ClassificationReport`.
+
+    Raises:
+        ValueError: `threshold` is given for a model with several outputs,
+            or is not a number; a one-output model's activation says
+            neither probabilities nor logits and no `threshold` is given,
+            or `class_names` does not hold two names for it.
 
     Example:
 
@@ -202,11 +277,50 @@ def evaluate_classifier(model, dataset, class_names, batch_size=64):
     print(report.accuracy, report.macro_f1)
     ```
     """
-    if len(dataset.element_spec[1].shape) == 0:
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+    ):
+        raise ValueError(
+            f"`threshold` must be a number. Received: threshold={threshold!r}"
+        )
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        raise ValueError(
+            "`dataset` must yield `(inputs, label)` or `(inputs, label, "
+            f"sample_weight)`. Received: element_spec={spec}"
+        )
+    if len(spec[1].shape) == 0:
         dataset = dataset.batch(batch_size)
     # Labels and predictions take two passes; the cache makes the second
     # pass replay the first, even when the dataset reshuffles every pass.
     dataset = dataset.cache()
-    labels = np.concatenate([y for _, y in dataset.as_numpy_iterator()])
+    batches = list(dataset.map(_targets).as_numpy_iterator())
+    labels = np.concatenate([batch[0] for batch in batches])
+    weights = None
+    if len(spec) == 3:
+        weights = np.concatenate([batch[1] for batch in batches])
     scores = model.predict(dataset.map(_inputs), verbose=0)
-    return classification_report(labels, np.argmax(scores, -1), class_names)
+    if scores.ndim == 1 or scores.shape[-1] == 1:
+        cut = _binary_threshold(model, threshold)
+        if len(class_names) != 2:
+            raise ValueError(
+                "A model with one output per example is a binary "
+                "classifier: `class_names` must hold two names. Received: "
+                f"class_names={list(class_names)}"
+            )
+        predicted = (scores.reshape(len(scores), -1)[:, 0] > cut).astype(int)
+    else:
+        if threshold is not None:
+            raise ValueError(
+                "`threshold` is for models with one output per example; "
+                f"this one has {scores.shape[-1]} per example and predicts "
+                f"the top class. Received: threshold={threshold!r}"
+            )
+        predicted = np.argmax(scores, -1)
+    return classification_report(labels, predicted, class_names, weights)
+
+
+def _targets(x, y, sample_weight=None):
+    if sample_weight is None:
+        return (y,)
+    return y, sample_weight
