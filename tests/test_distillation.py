@@ -101,6 +101,36 @@ def test_loss_mixes_hard_and_soft_losses():
     )
 
 
+def test_regularisation_counts_once_outside_the_mix():
+    distiller = build_pair(temperature=3.0, alpha=0.3)
+    kernel = distiller.student.get_layer("logits").kernel
+    kernel.regularizer = keras.regularizers.L2(0.01)
+    distiller.compile(optimizer="sgd")
+    logits = distiller(X)
+    penalty = 0.01 * np.sum(np.square(np.asarray(kernel)))
+    assert len(distiller.losses) == 1
+    np.testing.assert_allclose(float(distiller.losses[0]), penalty, rtol=1e-5)
+    soft = np.mean(
+        distillation.soft_target_loss(distiller.teacher(X), logits, 3.0)
+    )
+    hard = np.mean(
+        keras.losses.sparse_categorical_crossentropy(
+            Y, logits, from_logits=True
+        )
+    )
+    # At full weight with labels too, not scaled by alpha.
+    np.testing.assert_allclose(
+        float(distiller.compute_loss(X, Y, logits)),
+        0.3 * hard + 0.7 * soft + penalty,
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        float(distiller.compute_loss(X, None, logits)),
+        soft + penalty,
+        rtol=1e-5,
+    )
+
+
 def test_fit_trains_the_student_and_leaves_the_teacher_bitwise_unchanged():
     distiller = build_pair()
     teacher_before = arrays(distiller.teacher)

@@ -111,14 +111,16 @@ class Distiller(keras.Model):
     Its loss on a labelled batch `(x, y)` is
 
     `alpha · hard(y, student(x)) + (1 - alpha) · soft(teacher(x),
-    student(x)) + hidden_weight · Σ hidden-state MSE`
+    student(x)) + hidden_weight · Σ hidden-state MSE + regularisation`
 
     where `hard` is the compiled loss (sparse categorical cross-entropy on
-    logits by default) and `soft` is
+    logits by default), `soft` is
     `kfinetune.distillation.soft_target_loss`: the KL divergence between
-    the temperature-softened class distributions, scaled by `T²`. On a
-    batch without labels (a dataset of `x` only), or with `alpha=0`, the
-    loss is the soft loss alone (plus the hidden-state term): the teacher
+    the temperature-softened class distributions, scaled by `T²`, and
+    `regularisation` the models' regularisation losses, at full weight. On
+    a batch without labels (a dataset of `x` only), or with `alpha=0`, the
+    loss is the soft loss alone (plus the hidden-state and regularisation
+    terms): the teacher
     labels the batch as it goes, which is how to distil from unlabelled
     text.
 
@@ -341,17 +343,29 @@ class Distiller(keras.Model):
         # way, and reports the loss multiplied back).
         replicas = _num_replicas()
         soft = soft / replicas
+        # The models' regularisation losses count once, at full weight,
+        # outside the mix of hard and soft losses (scaled per replica as
+        # Keras scales them).
+        regularization = 0.0
+        if self.losses:
+            regularization = (
+                ops.sum([ops.cast(extra, "float32") for extra in self.losses])
+                / replicas
+            )
         if y is not None and self.alpha > 0:
-            # The compiled loss, plus any regularisation losses.
-            hard = super().compute_loss(
-                x, y, y_pred, sample_weight, training=training
+            # Keras's compute_loss is the compiled loss plus the
+            # regularisation losses: keep the compiled loss alone here.
+            hard = (
+                super().compute_loss(
+                    x, y, y_pred, sample_weight, training=training
+                )
+                - regularization
             )
             self.hard_loss_tracker.update_state(hard * replicas)
             total = self.alpha * hard + (1.0 - self.alpha) * soft
         else:
             total = soft
-            for extra in self.losses:
-                total = total + ops.cast(extra, "float32")
+        total = total + regularization
         if student_hidden is not None:
             hidden = self._hidden_loss(x, student_hidden, sample_weight)
             self.hidden_loss_tracker.update_state(hidden)
