@@ -84,7 +84,7 @@ def run(strategy, seed, budgets, epochs, limit):
         budgets=budgets,
         strategy=strategy,
         train=_trainer(epochs, limit),
-        passes=PASSES,
+        passes=PASSES if strategy == "bald" else None,
         query_batch_size=QUERY_BATCH_SIZE,
         seed=seed,
     )

@@ -59,7 +59,7 @@ curves = [
         budgets=args.budgets,
         strategy=strategy,
         epochs=args.epochs,
-        passes=5,
+        passes=5 if strategy == "bald" else None,
         seed=args.seed,
     )
     for strategy in ("random", args.strategy)

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kfinetune import active
 from kfinetune import data
+from kfinetune import layers
 from kfinetune import testing
 from kfinetune.active import strategies
 
@@ -29,6 +30,8 @@ def _labelled_texts(size, seed):
 
 POOL = _labelled_texts(48, seed=0)
 TEXTS = list(POOL.texts)
+# Monte-Carlo dropout passes: an option of "bald" alone.
+PASSES = {s: ({"passes": 3} if s == "bald" else {}) for s in active.STRATEGIES}
 
 
 def _classifier(dropout=0.1, compile_kwargs=None, num_layers=2):
@@ -123,7 +126,12 @@ def test_kcenter_greedy_first_pick_is_seeded_without_centers():
 def test_query_never_returns_labelled_items(model, strategy):
     labelled = list(range(0, 48, 2))
     result = active.query(
-        model, TEXTS, 10, strategy=strategy, labelled=labelled, passes=3
+        model,
+        TEXTS,
+        10,
+        strategy=strategy,
+        labelled=labelled,
+        **PASSES[strategy],
     )
     assert result.strategy == strategy
     assert len(result) == 10 == len(set(result.indices.tolist()))
@@ -134,7 +142,12 @@ def test_query_never_returns_labelled_items(model, strategy):
         assert np.all(np.diff(result.scores) <= 0)
     # Asking for every unlabelled item is allowed.
     everything = active.query(
-        model, TEXTS, 24, strategy=strategy, labelled=labelled, passes=2
+        model,
+        TEXTS,
+        24,
+        strategy=strategy,
+        labelled=labelled,
+        **PASSES[strategy],
     )
     assert sorted(everything.indices.tolist()) == list(range(1, 48, 2))
 
@@ -152,9 +165,10 @@ def test_entropy_scores_are_those_of_the_predictions(model):
 
 @pytest.mark.parametrize("strategy", ["random", "bald", "kcenter"])
 def test_query_is_deterministic_for_a_seed(model, strategy):
-    first = active.query(model, TEXTS, 8, strategy=strategy, passes=3, seed=1)
-    again = active.query(model, TEXTS, 8, strategy=strategy, passes=3, seed=1)
-    other = active.query(model, TEXTS, 8, strategy=strategy, passes=3, seed=2)
+    options = PASSES[strategy]
+    first = active.query(model, TEXTS, 8, strategy=strategy, seed=1, **options)
+    again = active.query(model, TEXTS, 8, strategy=strategy, seed=1, **options)
+    other = active.query(model, TEXTS, 8, strategy=strategy, seed=2, **options)
     np.testing.assert_array_equal(first.indices, again.indices)
     np.testing.assert_array_equal(first.scores, again.scores)
     if strategy == "kcenter":
@@ -193,7 +207,12 @@ def test_generic_model_on_arrays_with_embed_and_probabilities():
     )
     for strategy in ("least_confidence", "bald"):
         result = active.query(
-            model, inputs, 5, strategy=strategy, from_logits=False, passes=4
+            model,
+            inputs,
+            5,
+            strategy=strategy,
+            from_logits=False,
+            **PASSES[strategy],
         )
         assert len(set(result.indices.tolist())) == 5
     result = active.query(
@@ -242,9 +261,14 @@ def test_query_under_xla_picks_what_the_plain_graph_picks():
         ({"strategy": "uncertainty"}, r"strategy='uncertainty'"),
         ({"labelled": [3, 48]}, r"outside the pool of 48 items, e.g. 48"),
         ({"labelled": [0.5]}, r"integer pool indices"),
-        ({"passes": 1}, r"Received: passes=1"),
+        ({"strategy": "bald", "passes": 1}, r"Received: passes=1"),
+        ({"passes": 3}, r"strategy='entropy' makes none. Received: passes=3"),
         ({"from_logits": "yes"}, r"Received: from_logits='yes'"),
-        ({"embed": "pooled"}, r"Received: embed='pooled'"),
+        ({"strategy": "kcenter", "embed": "x"}, r"Received: embed='x'"),
+        (
+            {"strategy": "margin", "embed": len},
+            r"strategy='margin' uses none. Received: embed=<built-in",
+        ),
         ({"verbose": "auto"}, r"Received: verbose='auto'"),
     ],
 )
@@ -291,21 +315,54 @@ def test_errors_after_prediction_name_the_problem(model):
         )
 
 
+@pytest.mark.parametrize(
+    "make_layer",
+    [keras.layers.BatchNormalization, lambda: layers.Mixup(seed=0)],
+    ids=["batchnorm", "mixup"],
+)
+def test_bald_refuses_layers_that_training_would_switch_on(make_layer):
+    keras.utils.set_random_seed(0)
+    inputs = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    layer = make_layer()
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4),
+            layer,
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
+    before = [v.numpy().copy() for v in model.variables]
+    name = type(layer).__name__
+    with pytest.raises(
+        ValueError, match=rf"also change what {name} layers do.*{layer.path!r}"
+    ):
+        active.query(model, inputs, 2, strategy="bald")
+    # Refused before anything ran: moving statistics, Mixup's last draw
+    # and the dropout seed are where they were.
+    for old, new in zip(before, model.variables, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+    # The other strategies predict with `training=False`, where both layers
+    # are inert.
+    assert len(active.query(model, inputs, 2, strategy="entropy")) == 2
+
+
 def _one_layer_classifier():
     return _classifier(num_layers=1)
 
 
 def _simulate(strategy="entropy", budgets=(8, 16), **kwargs):
+    if "train" not in kwargs:
+        kwargs = {"epochs": 2, "batch_size": 8, **kwargs}
     return active.simulate(
         _one_layer_classifier,
         POOL,
         _labelled_texts(32, seed=1),
         budgets=budgets,
         strategy=strategy,
-        epochs=2,
-        batch_size=8,
-        passes=2,
         verbose=0,
+        **PASSES[strategy],
         **kwargs,
     )
 
@@ -378,6 +435,17 @@ def test_simulate_trains_on_every_label_so_far_with_round_seeds():
         ({"test": TEXTS}, r"`test` must be a `LabelledTexts`"),
         ({"build": "bert"}, r"build='bert'"),
         ({"train": 3}, r"train=3"),
+        ({"passes": 5}, r"strategy='entropy' makes none. Received: passes=5"),
+        ({"strategy": "bald", "passes": 1}, r"Received: passes=1"),
+        ({"embed": len}, r"strategy='entropy' uses none"),
+        (
+            {"train": lambda model, labelled, seed: None, "epochs": 3},
+            r"a `train` function replaces.*Received: epochs=3 with train=",
+        ),
+        (
+            {"train": lambda model, labelled, seed: None, "batch_size": 4},
+            r"Received: batch_size=4 with train=",
+        ),
     ],
 )
 def test_bad_simulate_arguments_raise_before_building(kwargs, message):

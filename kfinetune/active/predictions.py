@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfinetune import walk
 from kfinetune.active import pool as pool_lib
+from kfinetune.layers.mixup import Mixup
 
 # Probabilities a softmax or sigmoid wrote sum to 1 within float rounding.
 _SUM_TOLERANCE = 1e-3
@@ -84,6 +86,28 @@ def _seed_states(model):
     # since Keras 3.0): the state every dropout layer draws its masks from.
     weights = {id(variable) for variable in model.weights}
     return [v for v in model.variables if id(v) not in weights]
+
+
+def check_mc_dropout_model(model):
+    """Refuses a model with layers that act in training other than by
+    dropout: Monte-Carlo dropout calls it with `training=True`, where
+    BatchNormalization normalises by each batch's statistics (and moves its
+    moving averages) and `Mixup` mixes pool items with their neighbours.
+
+    Raises:
+        ValueError: naming the first such layer.
+    """
+    for site in walk.sites(model):
+        layer = site.layer
+        if isinstance(layer, keras.layers.BatchNormalization | Mixup):
+            raise ValueError(
+                "`strategy='bald'` calls the model with `training=True` for "
+                "its dropout, which would also change what "
+                f"{type(layer).__name__} layers do (batch statistics, "
+                "mixing): use another strategy, or a model whose only "
+                f"training-time layers are dropout. Received: a model with "
+                f"the layer {site.path!r}"
+            )
 
 
 def mc_dropout_probabilities(

@@ -10,6 +10,9 @@ from kfinetune.active import predictions
 from kfinetune.active import strategies
 from kfinetune.active.kcenter import kcenter_greedy
 
+# Monte-Carlo dropout passes of "bald" when `passes` is not given.
+DEFAULT_PASSES = 10
+
 
 @dataclasses.dataclass(frozen=True)
 class QueryResult:
@@ -58,13 +61,48 @@ def _check_labelled(labelled, pool_size):
     return np.unique(values.astype(np.int64))
 
 
+def check_strategy_options(strategy, passes, embed):
+    """Checks `strategy` and the options only some strategies use.
+
+    Returns:
+        The number of Monte-Carlo dropout passes: `passes`, or 10 for
+        `"bald"` when `passes` is `None`.
+
+    Raises:
+        ValueError: `strategy` is unknown, `passes` is given for a strategy
+            other than `"bald"` or is below 2, or `embed` is given for a
+            strategy other than `"kcenter"` or is not callable.
+    """
+    checks.one_of("strategy", strategy, strategies.STRATEGIES)
+    if passes is not None and strategy != "bald":
+        raise ValueError(
+            "`passes` sets the Monte-Carlo dropout passes of "
+            f"strategy='bald' only; strategy={strategy!r} makes none. "
+            f"Received: passes={passes!r}"
+        )
+    if strategy == "bald":
+        passes = DEFAULT_PASSES if passes is None else passes
+        checks.at_least("passes", passes, 2, integer=True)
+    if embed is not None:
+        if strategy != "kcenter":
+            raise ValueError(
+                "`embed` gives strategy='kcenter' its embeddings; "
+                f"strategy={strategy!r} uses none. Received: embed={embed!r}"
+            )
+        if not callable(embed):
+            raise ValueError(
+                f"`embed` must be a callable or None. Received: embed={embed!r}"
+            )
+    return passes
+
+
 def query(
     model,
     pool,
     n,
     strategy="entropy",
     labelled=None,
-    passes=10,
+    passes=None,
     embed=None,
     from_logits=True,
     batch_size=64,
@@ -113,11 +151,11 @@ def query(
             `"entropy"`, `"bald"`, `"kcenter"`. Defaults to `"entropy"`.
         labelled: pool indices already labelled: never picked, and the
             first centers of `"kcenter"`. Defaults to `None` (none).
-        passes: Monte-Carlo dropout passes of `"bald"`, at least 2.
-            Defaults to `10`.
-        embed: for `"kcenter"`, a callable mapping the pool's items to an
-            array of shape `(items, dimensions)`. Defaults to `None` (the
-            backbone's pooled output).
+        passes: Monte-Carlo dropout passes of `"bald"`, at least 2; refused
+            with another strategy. Defaults to `None` (10 for `"bald"`).
+        embed: for `"kcenter"` only, a callable mapping the pool's items
+            to an array of shape `(items, dimensions)`. Defaults to `None`
+            (the backbone's pooled output).
         from_logits: whether the model outputs logits (keras-hub
             classifiers do) rather than probabilities; a single output
             column is read as a binary sigmoid. Defaults to `True`.
@@ -136,8 +174,10 @@ def query(
         ValueError: before any prediction, if `strategy` is unknown, `n` is
             not a positive integer or exceeds the unlabelled items,
             `labelled` holds indices outside the pool, `passes` < 2,
-            another argument is invalid, or the pool is malformed or
-            empty. After prediction, if the
+            `passes` or `embed` is given for a strategy that does not use
+            it, `"bald"` meets a layer that acts in training other than
+            dropout (BatchNormalization, `Mixup`), another argument is
+            invalid, or the pool is malformed or empty. After prediction, if the
             outputs are not probabilities with `from_logits=False`, BALD's
             passes are identical (no dropout), or `"kcenter"` has neither a
             pooled output nor `embed`.
@@ -152,17 +192,14 @@ def query(
     to_annotate = [unlabelled_texts[i] for i in result.indices]
     ```
     """
-    checks.one_of("strategy", strategy, strategies.STRATEGIES)
     checks.positive_integer("n", n)
-    checks.at_least("passes", passes, 2, integer=True)
+    passes = check_strategy_options(strategy, passes, embed)
     checks.positive_integer("batch_size", batch_size)
     checks.non_negative_integer("seed", seed)
     checks.boolean("from_logits", from_logits)
     checks.one_of("verbose", verbose, (0, 1))
-    if embed is not None and not callable(embed):
-        raise ValueError(
-            f"`embed` must be a callable or None. Received: embed={embed!r}"
-        )
+    if strategy == "bald":
+        predictions.check_mc_dropout_model(model)
     items = pool_lib.as_items(pool)
     pool_size = pool_lib.size(items)
     labelled = _check_labelled(labelled, pool_size)

@@ -11,9 +11,13 @@ import tensorflow as tf
 from kfinetune import checks
 from kfinetune import evaluation
 from kfinetune import plotting
-from kfinetune.active import strategies
+from kfinetune.active.query import check_strategy_options
 from kfinetune.active.query import query
 from kfinetune.data.labelled_texts import LabelledTexts
+
+# The default training: `model.fit` over the labels so far.
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +100,10 @@ def simulate(
     budgets=(50, 100, 200, 400),
     strategy="entropy",
     warm_start=False,
-    epochs=10,
-    batch_size=16,
+    epochs=None,
+    batch_size=None,
     train=None,
-    passes=10,
+    passes=None,
     embed=None,
     from_logits=True,
     query_batch_size=64,
@@ -143,14 +147,18 @@ def simulate(
             `"entropy"`.
         warm_start: keep training one model instead of rebuilding it each
             round. Defaults to `False`.
-        epochs: epochs of the default training. Defaults to `10`.
-        batch_size: batch size of the default training. Defaults to `16`.
+        epochs: epochs of the default training; refused with `train`.
+            Defaults to `None` (10).
+        batch_size: batch size of the default training; refused with
+            `train`. Defaults to `None` (16).
         train: `None`, or `train(model, labelled, seed)` to train a model
             yourself on `labelled` (a `LabelledTexts` of the labels so far)
             instead of `model.fit(labelled.as_dataset(seed=seed)
             .batch(batch_size), epochs=epochs)`. Defaults to `None`.
-        passes: MC-dropout passes of `"bald"`. Defaults to `10`.
-        embed: passed to `query` for `"kcenter"`. Defaults to `None`.
+        passes: MC-dropout passes of `"bald"` (only). Defaults to `None`
+            (`query`'s default, 10).
+        embed: passed to `query` for `"kcenter"` (only). Defaults to
+            `None`.
         from_logits: whether the model outputs logits. Defaults to `True`.
         query_batch_size: batch size of the query's predictions. Defaults
             to `64`.
@@ -198,11 +206,20 @@ def simulate(
             f"simulation reveals its labels. Received: pool={pool!r}"
         )
     budgets = _check_budgets(budgets, len(pool))
-    checks.one_of("strategy", strategy, strategies.STRATEGIES)
+    passes = check_strategy_options(strategy, passes, embed)
     checks.boolean("warm_start", warm_start)
+    if train is not None:
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if value is not None:
+                raise ValueError(
+                    f"`{name}` sets the default training, which a `train` "
+                    "function replaces: pass it to your own training "
+                    f"instead. Received: {name}={value!r} with train={train!r}"
+                )
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     checks.positive_integer("epochs", epochs)
     checks.positive_integer("batch_size", batch_size)
-    checks.at_least("passes", passes, 2, integer=True)
     checks.positive_integer("query_batch_size", query_batch_size)
     checks.non_negative_integer("seed", seed)
     checks.one_of("verbose", verbose, (0, 1, 2))
