@@ -229,14 +229,24 @@ def test_predict_reads_arguments_a_file_and_stdin(
     from_file = [
         json.loads(line) for line in capsys.readouterr().out.splitlines()
     ]
-    # The blank line is skipped.
-    assert [row["text"] for row in from_file] == ["i love this", "so sad"]
-    for row in from_file:
+    # One output line per input line: the blank line gets a row without a
+    # label, so output line i still answers input line i.
+    assert [row["text"] for row in from_file] == ["i love this", "", "so sad"]
+    assert from_file[1] == {
+        "text": "",
+        "label": None,
+        "probability": None,
+        "probabilities": None,
+    }
+    for row in from_file[::2]:
         assert set(row["probabilities"]) == {"bad", "good"}
         assert sum(row["probabilities"].values()) == pytest.approx(1, 1e-5)
         assert row["probability"] == max(row["probabilities"].values())
+    cli.main(["predict", str(lora_run), "--file", str(texts)])
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[1] == "" and lines[2].endswith("\tso sad")
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO("i love this\nso sad\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("i love this\n\nso sad\n"))
     cli.main(["predict", str(lora_run), "--json"])
     from_stdin = [
         json.loads(line) for line in capsys.readouterr().out.splitlines()
