@@ -3,6 +3,7 @@ of BERT inputs with the answer's start and end token."""
 
 import dataclasses
 import re
+import unicodedata
 
 import numpy as np
 import tensorflow as tf
@@ -33,8 +34,8 @@ class QAFeatures:
         example_index: int32 array `(rows,)`: the row's example, as an
             index into the examples passed to `prepare_features`.
         offsets: int32 array `(rows, sequence_length, 2)`: the character
-            span `[start, end)` in the context of the whitespace-separated
-            word a context token belongs to, `-1` on every other token.
+            span `[start, end)` of each context token in the context, `-1`
+            on every other token.
         examples: the examples, in the order they were passed.
 
     Example:
@@ -83,20 +84,84 @@ def _token_ids(tokenizer, texts):
     return [[int(i) for i in ids] for ids in tokenizer(list(texts))]
 
 
-def _context_tokens(tokenizer, context, cache):
-    """The context's word pieces with the character span of their word.
+def _normalised(word, lowercase):
+    """The word as the tokenizer reads it, and for each of its characters
+    the index of the word's character it came from."""
+    chars, origin = [], []
+    for index, char in enumerate(word):
+        if lowercase:
+            # What `tf_text.case_fold_utf8` does: NFKC, then case folding.
+            char = unicodedata.normalize("NFKC", char).casefold()
+        chars.append(char)
+        origin.extend([index] * len(char))
+    return "".join(chars), origin
 
-    Tokenizing word by word keeps every piece's word, hence its characters:
-    keras-hub's WordPiece tokenizer does not report offsets.
+
+def _piece_spans(word, pieces, lowercase):
+    """The character span `[start, end)` in `word` of each of its pieces.
+
+    Each piece's text (without its `##`) is found in the word after the
+    piece before it. A piece that is not found (the unknown token, or a
+    character the tokenizer normalised away) covers the characters between
+    its found neighbours.
+    """
+    text, origin = _normalised(word, lowercase)
+    found = [None] * len(pieces)
+    position = 0
+    for k, piece in enumerate(pieces):
+        at = text.find(piece, position) if piece else -1
+        if at >= 0:
+            found[k] = (origin[at], origin[at + len(piece) - 1] + 1)
+            position = at + len(piece)
+    spans, left = [], 0
+    for k, span in enumerate(found):
+        if span is None:
+            right = next((s[0] for s in found[k + 1 :] if s), len(word))
+            span = (left, max(left, right))
+        spans.append(span)
+        left = span[1]
+    return spans
+
+
+def _piece_texts(tokenizer):
+    """Each token id's text as it appears in a word (`##` stripped, `None`
+    for the unknown token and the special tokens)."""
+    suffix = getattr(tokenizer, "suffix_indicator", "##")
+    special = {
+        getattr(tokenizer, name, None)
+        for name in ("oov_token", "cls_token", "sep_token", "pad_token")
+    }
+    texts = []
+    for token in tokenizer.get_vocabulary():
+        if token in special:
+            texts.append(None)
+        else:
+            texts.append(
+                token[len(suffix) :] if token.startswith(suffix) else token
+            )
+    return texts
+
+
+def _context_tokens(tokenizer, piece_texts, context, cache):
+    """The context's word pieces with the character span of each piece.
+
+    keras-hub's WordPiece tokenizer does not report offsets. Tokenizing
+    word by word keeps every piece's word; inside its word, each piece's
+    text is matched to the word's characters (`_piece_spans`).
     """
     words = [(m.start(), m.end()) for m in _WORD.finditer(context)]
     missing = sorted({context[a:b] for a, b in words} - cache.keys())
-    cache.update(zip(missing, _token_ids(tokenizer, missing), strict=True))
+    lowercase = bool(getattr(tokenizer, "lowercase", False))
+    for word, pieces in zip(
+        missing, _token_ids(tokenizer, missing), strict=True
+    ):
+        texts = [piece_texts[i] for i in pieces]
+        cache[word] = (pieces, _piece_spans(word, texts, lowercase))
     ids, spans = [], []
     for a, b in words:
-        pieces = cache[context[a:b]]
+        pieces, relative = cache[context[a:b]]
         ids.extend(pieces)
-        spans.extend([(a, b)] * len(pieces))
+        spans.extend((a + start, a + end) for start, end in relative)
     return ids, spans
 
 
@@ -133,10 +198,12 @@ def prepare_features(
     holds the whole answer; every other window (and every window of an
     unanswerable question) targets `[CLS]`, position 0.
 
-    Words are the whitespace-separated pieces of the context. Each context
-    token remembers the character span of its word, so predicted answers
-    are whole words of the original context, as in the SQuAD reference
-    implementation.
+    Each context token remembers its own characters in the context (the
+    tokenizer reports none: each piece is matched inside its
+    whitespace-separated word), so a predicted answer is exactly the
+    tokens' text: "German" inside "German-speaking", "Denver" without the
+    full stop after it. The SQuAD reference implementation tightens its
+    answers to the pieces the same way.
 
     Args:
         examples: a list of `kfinetune.data.QAExample`s (e.g. from
@@ -183,6 +250,7 @@ def prepare_features(
     pad = tokenizer.pad_token_id
     questions = _token_ids(tokenizer, [e.question for e in examples])
     rows, cache = [], {}
+    piece_texts = _piece_texts(tokenizer)
     for index, example in enumerate(examples):
         question = questions[index][:max_question_length]
         room = sequence_length - len(question) - 3
@@ -193,7 +261,9 @@ def prepare_features(
                 "`sequence_length` or lower `max_question_length`. "
                 f"Received: max_question_length={max_question_length}"
             )
-        ids, spans = _context_tokens(tokenizer, example.context, cache)
+        ids, spans = _context_tokens(
+            tokenizer, piece_texts, example.context, cache
+        )
         answer = _answer_tokens(spans, example)
         step = min(document_stride, room)
         start = 0

@@ -1,5 +1,8 @@
 """`postprocess`: start and end logits back to answer texts."""
 
+import math
+import numbers
+
 import numpy as np
 
 from kfinetune import checks
@@ -24,6 +27,7 @@ def postprocess(
     end_logits,
     max_answer_length=30,
     allow_no_answer=False,
+    null_score_threshold=None,
 ):
     """Picks the best answer text of every example from start / end logits.
 
@@ -31,7 +35,7 @@ def postprocess(
     Only spans inside the context, with start <= end and at most
     `max_answer_length` tokens count; the best over all windows of an
     example wins, and its text is the context's characters from the start
-    token's word to the end token's word.
+    token's first character to the end token's last.
 
     Args:
         features: the `kfinetune.qa.QAFeatures` the logits were predicted
@@ -43,15 +47,22 @@ def postprocess(
         max_answer_length: the longest answer, in tokens. Defaults to `30`.
         allow_no_answer: when `True` (SQuAD v2.0), answer `""` for an
             example whose no-answer score (the `[CLS]` start and end logits,
-            the lowest over its windows) beats its best span. Defaults to
-            `False`.
+            the lowest over its windows) beats its best span by more than
+            `null_score_threshold`. Defaults to `False`.
+        null_score_threshold: with `allow_no_answer`, how far the
+            no-answer score must beat the best span's (SQuAD v2.0's
+            reference `null_score_diff_threshold`; tune it on validation
+            data: higher answers more often). Defaults to `None` (0.0);
+            refused without `allow_no_answer`.
 
     Returns:
         A dict from question id to predicted answer text.
 
     Raises:
-        ValueError: the logits' shape differs from the features', or
-            `max_answer_length` is not a positive integer.
+        ValueError: the logits' shape differs from the features',
+            `max_answer_length` is not a positive integer, or
+            `null_score_threshold` is not a finite number or is given
+            without `allow_no_answer`.
 
     Example:
 
@@ -62,6 +73,24 @@ def postprocess(
     """
     checks.positive_integer("max_answer_length", max_answer_length)
     checks.boolean("allow_no_answer", allow_no_answer)
+    if null_score_threshold is not None:
+        if not allow_no_answer:
+            raise ValueError(
+                "`null_score_threshold` decides when to answer nothing, "
+                "which only `allow_no_answer=True` does. Received: "
+                f"null_score_threshold={null_score_threshold!r} with "
+                "allow_no_answer=False"
+            )
+        if (
+            isinstance(null_score_threshold, bool)
+            or not isinstance(null_score_threshold, numbers.Real)
+            or not math.isfinite(null_score_threshold)
+        ):
+            raise ValueError(
+                "`null_score_threshold` must be a finite number. Received: "
+                f"null_score_threshold={null_score_threshold!r}"
+            )
+    threshold = float(null_score_threshold or 0.0)
     start_logits = np.asarray(start_logits, "float64")
     end_logits = np.asarray(end_logits, "float64")
     for name, logits in (
@@ -90,7 +119,7 @@ def postprocess(
     answers = {}
     for index, example in enumerate(features.examples):
         if index not in best or (
-            allow_no_answer and no_answer[index] > best[index][0]
+            allow_no_answer and no_answer[index] - best[index][0] > threshold
         ):
             answers[example.id] = ""
             continue

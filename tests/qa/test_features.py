@@ -1,7 +1,10 @@
+import re
+
 import numpy as np
 import pytest
 
 from kfinetune import data
+from kfinetune import presets
 from kfinetune import qa
 from kfinetune import testing
 
@@ -72,10 +75,58 @@ def test_short_context_is_padded():
     assert targets(f) == [(8, 8)]
 
 
-def test_partial_word_answer_targets_whole_word():
-    # "good." tokenizes to two pieces ("." is unknown); both are the word.
+def test_answer_before_punctuation_targets_its_own_piece():
+    # "good." tokenizes to two pieces ("." is unknown here): "good" alone is
+    # the answer, the unknown piece keeps the full stop.
     f = features([example("good", context="the movie was good. fun")])
-    assert targets(f) == [(8, 9)]
+    assert targets(f) == [(8, 8)]
+    assert f.offsets[0, 8].tolist() == [14, 18]
+    assert f.offsets[0, 9].tolist() == [18, 19]
+
+
+def minilm_features(examples):
+    tokenizer = presets.text_classifier_preprocessor().tokenizer
+    return qa.prepare_features(examples, tokenizer, sequence_length=48)
+
+
+@pytest.mark.parametrize(
+    "context, answer",
+    [
+        ("Most of its people are German-speaking citizens.", "German"),
+        ("Most of its people are German-speaking citizens.", "speaking"),
+        ("The game was played in Denver. It rained.", "Denver"),
+        ("She moved to Paris, France, in 1990.", "Paris"),
+        ("The 2,000-year-old Café Zürich's roof", "Zürich"),
+    ],
+)
+def test_answers_are_exactly_the_gold_span_inside_words(context, answer):
+    # The bundled MiniLM's tokenizer: real word pieces and punctuation.
+    gold = example(answer, context=context)
+    f = minilm_features([gold])
+    ((first, last),) = targets(f)
+    assert 0 < first <= last
+    # The target pieces give back the answer, nothing more ...
+    offsets = f.offsets[0]
+    assert context[offsets[first, 0] : offsets[last, 1]] == answer
+    # ... and a model pointing at them answers exactly the gold text.
+    start, end = logits_for(f, {(0, first): (5.0, 0.0), (0, last): (0.0, 5.0)})
+    prediction = qa.postprocess(f, start, end)["q"]
+    assert prediction == answer
+    assert qa.exact_match(prediction, [answer]) == 1.0
+
+
+def test_piece_offsets_tile_each_word():
+    context = "Zürich's 2,000-year-old naïve café, (really)."
+    f = minilm_features([example(None, context=context)])
+    offsets = f.offsets[0][f.offsets[0, :, 0] >= 0]
+    # Every character of every word belongs to exactly one piece, in order.
+    words = [m.span() for m in re.finditer(r"\S+", context)]
+    covered = []
+    for a, b in offsets.tolist():
+        assert a <= b
+        covered.extend(range(a, b))
+    expected = [i for a, b in words for i in range(a, b)]
+    assert covered == expected
 
 
 def test_dataset_feeds_fit_the_answer_spans():
@@ -187,6 +238,41 @@ def test_postprocess_best_over_windows_and_no_answer():
     )
     start[1, 0] = end[1, 0] = 4.0
     assert qa.postprocess(f, start, end, allow_no_answer=True)["q"] == ""
+    # No answer only when its score beats the best span's by more than
+    # the threshold: 8 - 6 = 2.
+    for threshold, expected in ((1.9, ""), (2.0, "day was boring")):
+        answer = qa.postprocess(
+            f,
+            start,
+            end,
+            allow_no_answer=True,
+            null_score_threshold=threshold,
+        )["q"]
+        assert answer == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"null_score_threshold": 1.0},
+            r"only `allow_no_answer=True` does. Received: "
+            r"null_score_threshold=1.0 with allow_no_answer=False",
+        ),
+        (
+            {"allow_no_answer": True, "null_score_threshold": "high"},
+            r"finite number. Received: null_score_threshold='high'",
+        ),
+        (
+            {"allow_no_answer": True, "null_score_threshold": float("nan")},
+            r"Received: null_score_threshold=nan",
+        ),
+    ],
+)
+def test_bad_null_score_thresholds(kwargs, message):
+    f = features([example("fun")])
+    with pytest.raises(ValueError, match=message):
+        qa.postprocess(f, np.zeros((2, 16)), np.zeros((2, 16)), **kwargs)
 
 
 def test_postprocess_shape_error():
