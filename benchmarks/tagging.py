@@ -222,7 +222,7 @@ def run(method, seed, epochs, tokenizer, limit=None):
         )
     dataset = (
         train.dataset(sample_weights=not method.crf)
-        .shuffle(len(train_words), seed=seed)
+        .shuffle(len(train.labels), seed=seed)
         .batch(BATCH_SIZE)
     )
     if limit is not None:

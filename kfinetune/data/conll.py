@@ -29,13 +29,15 @@ class TaggedSentences:
     tags: tuple
     tag_names: tuple
 
-    def align(self, tokenizer, sequence_length=64):
+    def align(self, tokenizer, sequence_length=64, overlap=8):
         """Aligns the tags to word pieces (see `kfinetune.data.align_tags`).
 
         Args:
             tokenizer: a keras-hub BERT-family tokenizer, or a preprocessor
                 holding one.
             sequence_length: the padded length. Defaults to `64`.
+            overlap: the words that consecutive windows of a sentence too
+                long for one row share. Defaults to `8`.
 
         Returns:
             A `kfinetune.data.TokenLabels`: model inputs, labels, sample
@@ -54,17 +56,21 @@ class TaggedSentences:
             tokenizer,
             self.tag_names,
             sequence_length,
+            overlap,
         )
 
-    def dataset(self, tokenizer, sequence_length=64, sample_weights=True):
+    def dataset(
+        self, tokenizer, sequence_length=64, sample_weights=True, overlap=8
+    ):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
 
-        Shorthand for `align(tokenizer, sequence_length).dataset(
+        Shorthand for `align(tokenizer, sequence_length, overlap).dataset(
         sample_weights)`.
 
         Args:
             tokenizer: see `align`.
             sequence_length: see `align`. Defaults to `64`.
+            overlap: see `align`. Defaults to `8`.
             sample_weights: `True` for a softmax head, `False` for a CRF
                 head. Defaults to `True`.
 
@@ -77,7 +83,7 @@ class TaggedSentences:
         model.fit(data.dataset(tokenizer).batch(16), epochs=3)
         ```
         """
-        aligned = self.align(tokenizer, sequence_length)
+        aligned = self.align(tokenizer, sequence_length, overlap)
         return aligned.dataset(sample_weights)
 
 

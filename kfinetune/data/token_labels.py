@@ -18,9 +18,17 @@ chain consistent (`B-PER I-PER` inside one word reads as one entity).
 Either way, `TokenLabels.to_words` reads each word's tag from its first
 piece only.
 
-Truncation: a word whose pieces do not all fit before `[SEP]` is dropped
-with every word after it; `to_words` predicts `O` for dropped words, so an
-evaluation against the full gold tags counts their entities as missed.
+Long sentences: a sentence whose pieces do not fit in one row of
+`sequence_length` (with `[CLS]` and `[SEP]`) is split into overlapping
+windows of whole words, one row each; consecutive windows share `overlap`
+words. `to_words` reads each word from the window where it has the most
+context on its tighter side (the "maximum context" rule of BERT's SQuAD
+code), so no word is dropped. Only a single word with more pieces than a
+row holds loses its last pieces (its first piece, which carries its tag,
+stays).
+
+Without tags (`tags=None`), the rows are for prediction only: `to_words`
+works, `dataset` refuses.
 """
 
 import dataclasses
@@ -38,17 +46,25 @@ PADDING_LABEL = -1
 class TokenLabels:
     """Word pieces with aligned labels, and the way back to words.
 
+    A row is a sentence, or a window of a sentence too long for one row
+    (see the module docstring).
+
     Attributes:
-        inputs: a dict of int32 arrays `(sentences, sequence_length)`:
+        inputs: a dict of int32 arrays `(rows, sequence_length)`:
             `token_ids`, `segment_ids`, `padding_mask` (a BERT backbone's
             inputs).
-        labels: int32 `(sentences, sequence_length)` piece labels (indices
-            into `tag_names`; `-1` at padding).
-        sample_weight: float32 `(sentences, sequence_length)`, 1 on the
-            first piece of every kept word, else 0.
-        word_starts: per sentence, the piece position of each kept word.
-        num_words: per sentence, the number of words before truncation.
+        labels: int32 `(rows, sequence_length)` piece labels (indices into
+            `tag_names`; `-1` at padding, and everywhere without tags).
+        sample_weight: float32 `(rows, sequence_length)`, 1 on the first
+            piece of every word, else 0 (0 everywhere without tags).
+        word_starts: per row, the piece position of each of its words.
+        num_words: per sentence, its number of words.
         tag_names: the tag vocabulary; label `i` is `tag_names[i]`.
+        sentence_index: per row, the sentence it holds words of. Defaults
+            to one row per sentence.
+        first_word: per row, the index in its sentence of its first word.
+            Defaults to 0 for every row.
+        has_tags: whether the labels come from tags. Defaults to `True`.
 
     Example:
 
@@ -65,6 +81,16 @@ class TokenLabels:
     word_starts: tuple
     num_words: tuple
     tag_names: tuple
+    sentence_index: tuple = None
+    first_word: tuple = None
+    has_tags: bool = True
+
+    def __post_init__(self):
+        rows = len(self.word_starts)
+        if self.sentence_index is None:
+            object.__setattr__(self, "sentence_index", tuple(range(rows)))
+        if self.first_word is None:
+            object.__setattr__(self, "first_word", (0,) * rows)
 
     def dataset(self, sample_weights=True):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
@@ -88,6 +114,13 @@ class TokenLabels:
         ```
         """
         checks.boolean("sample_weights", sample_weights)
+        if not self.has_tags:
+            raise ValueError(
+                "These rows were aligned without tags (for prediction): "
+                "there is nothing to train on. Align tagged sentences "
+                "(`align_tags(sentences, tags, ...)`) for `fit`. "
+                "Received: tags=None"
+            )
         if not sample_weights:
             return tf.data.Dataset.from_tensor_slices(
                 (self.inputs, self.labels)
@@ -109,7 +142,8 @@ class TokenLabels:
 
         Returns:
             A list (one per sentence) of lists of tag strings, one per word
-            of the original sentence; words dropped by truncation get `O`.
+            of the sentence. A word in several windows is read from the
+            one where it has the most context on its tighter side.
 
         Raises:
             ValueError: if `predictions` does not have the shape of
@@ -136,12 +170,27 @@ class TokenLabels:
         # A CRF's tags can come back from `predict` as floats.
         predictions = predictions.astype("int64")
         outside = "O" if "O" in self.tag_names else self.tag_names[0]
-        words = []
-        for row, (starts, total) in enumerate(
-            zip(self.word_starts, self.num_words, strict=True)
-        ):
-            tags = [self.tag_names[predictions[row, s]] for s in starts]
-            words.append(tags + [outside] * (total - len(tags)))
+        words = [[outside] * total for total in self.num_words]
+        context = [[-1] * total for total in self.num_words]
+        for row, starts in enumerate(self.word_starts):
+            sentence = self.sentence_index[row]
+            first = self.first_word[row]
+            total = self.num_words[sentence]
+            for k, position in enumerate(starts):
+                # Words of context on each side inside this window; a
+                # window edge at the sentence's edge costs nothing.
+                left = k if first > 0 else total
+                right = (
+                    len(starts) - 1 - k
+                    if first + len(starts) < total
+                    else total
+                )
+                word = first + k
+                if min(left, right) > context[sentence][word]:
+                    context[sentence][word] = min(left, right)
+                    words[sentence][word] = self.tag_names[
+                        predictions[row, position]
+                    ]
         return words
 
 
@@ -157,29 +206,52 @@ def _tokenizer_of(tokenizer):
     return getattr(tokenizer, "tokenizer", tokenizer)
 
 
-def align_tags(sentences, tags, tokenizer, tag_names, sequence_length=64):
+def _windows(counts, room, overlap):
+    """`(start, stop)` word ranges of the windows of one sentence whose
+    words have `counts` pieces (each at most `room`): as many whole words
+    as fit in `room` pieces, the next window starting `overlap` words
+    before the last one's end (and at least one word after its start)."""
+    windows, start = [], 0
+    while True:
+        stop, used = start, 0
+        while stop < len(counts) and used + counts[stop] <= room:
+            used += counts[stop]
+            stop += 1
+        windows.append((start, stop))
+        if stop >= len(counts):
+            return windows
+        start = max(start + 1, stop - overlap)
+
+
+def align_tags(
+    sentences, tags, tokenizer, tag_names, sequence_length=64, overlap=8
+):
     """Tokenizes tagged words and aligns their tags to word pieces.
 
-    See the module docstring for the labels each piece gets and how
-    truncation works.
+    See the module docstring for the labels each piece gets and how long
+    sentences are split into windows.
 
     Args:
         sentences: a sequence of sentences, each a sequence of word strings.
-        tags: the tag strings of every word, shaped like `sentences`.
+        tags: the tag strings of every word, shaped like `sentences`, or
+            `None` to align words for prediction only.
         tokenizer: a keras-hub BERT-family word-piece tokenizer (with
             `cls_token_id`, `sep_token_id`, `pad_token_id` and
-            `oov_token`), or a preprocessor holding one as `tokenizer`. A
-            word it turns into no piece at all gets the `oov_token`.
+            `oov_token`), or a preprocessor holding one. A word it turns
+            into no piece at all gets the `oov_token`.
         tag_names: the tag vocabulary, in label order.
         sequence_length: the padded length, `[CLS]` and `[SEP]` included.
             Defaults to `64`.
+        overlap: the words that consecutive windows of a long sentence
+            share. Defaults to `8`.
 
     Returns:
         A `TokenLabels`.
 
     Raises:
-        ValueError: if `sequence_length` is below 2, a sentence's words and
-            tags differ in number, or a tag is not in `tag_names`.
+        ValueError: if `sequence_length` is below 3, `overlap` is negative,
+            a sentence's words and tags differ in number, or a tag is not
+            in `tag_names`.
 
     Example:
 
@@ -189,11 +261,19 @@ def align_tags(sentences, tags, tokenizer, tag_names, sequence_length=64):
     aligned = kfinetune.data.align_tags(
         [["John", "lives", "here"]], [["B-PER", "O", "O"]], tokenizer,
         tag_names=("O", "B-PER", "I-PER"))
+    # New text to tag:
+    rows = kfinetune.data.align_tags(
+        [["Mary", "left"]], None, tokenizer, tag_names=aligned.tag_names)
+    rows.to_words(model.predict(rows.inputs))  # [["B-PER", "O"]]
     ```
     """
-    checks.at_least("sequence_length", sequence_length, 2, integer=True)
+    checks.at_least("sequence_length", sequence_length, 3, integer=True)
+    checks.non_negative_integer("overlap", overlap)
     tag_names = tuple(tag_names)
     index = {name: i for i, name in enumerate(tag_names)}
+    has_tags = tags is not None
+    if not has_tags:
+        tags = [[None] * len(words) for words in sentences]
     if len(sentences) != len(tags):
         raise ValueError(
             "`sentences` and `tags` must have the same length. Received: "
@@ -209,7 +289,7 @@ def align_tags(sentences, tags, tokenizer, tag_names, sequence_length=64):
                 f"tags={list(word_tags)!r}"
             )
         for tag in word_tags:
-            if tag not in index:
+            if has_tags and tag not in index:
                 raise ValueError(
                     f"Sentence {number}: unknown tag {tag!r}, not in "
                     f"`tag_names`. Received: tag_names={tag_names!r}"
@@ -222,37 +302,47 @@ def align_tags(sentences, tags, tokenizer, tag_names, sequence_length=64):
     if isinstance(pieces, tf.RaggedTensor):
         pieces = pieces.to_list()
     # A word the tokenizer erases (e.g. only control characters) still
-    # needs a piece to carry its tag.
+    # needs a piece to carry its tag; a word longer than a row keeps the
+    # pieces that fit, its first among them.
+    room = sequence_length - 2
     unknown = tokenizer.token_to_id(tokenizer.oov_token)
-    pieces = [[int(piece) for piece in word] or [unknown] for word in pieces]
+    pieces = [
+        [int(piece) for piece in word][:room] or [unknown] for word in pieces
+    ]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     outside = index.get("O", 0)
-    rows = len(sentences)
-    token_ids = np.full((rows, sequence_length), tokenizer.pad_token_id)
-    labels = np.full((rows, sequence_length), PADDING_LABEL, "int32")
-    weight = np.zeros((rows, sequence_length), "float32")
-    word_starts, cursor = [], 0
-    for row, (words, word_tags) in enumerate(zip(sentences, tags, strict=True)):
-        ids, piece_labels, starts = [cls], [outside], []
+    rows, cursor = [], 0
+    for number, (words, word_tags) in enumerate(
+        zip(sentences, tags, strict=True)
+    ):
         sentence_pieces = pieces[cursor : cursor + len(words)]
-        for tag, word_pieces in zip(word_tags, sentence_pieces, strict=True):
-            # Leave room for [SEP]; a word that does not fit is dropped
-            # whole, with every word after it.
-            if len(ids) + len(word_pieces) > sequence_length - 1:
-                break
-            starts.append(len(ids))
-            ids += word_pieces
-            piece_labels += [index[tag]] + [_continuation(tag, index)] * (
-                len(word_pieces) - 1
-            )
         cursor += len(words)
-        ids.append(sep)
-        piece_labels.append(outside)
+        counts = [len(p) for p in sentence_pieces]
+        for start, stop in _windows(counts, room, overlap):
+            ids, piece_labels, starts = [cls], [outside], []
+            for tag, word_pieces in zip(
+                word_tags[start:stop], sentence_pieces[start:stop], strict=True
+            ):
+                starts.append(len(ids))
+                ids += word_pieces
+                if has_tags:
+                    piece_labels += [index[tag]] + [
+                        _continuation(tag, index)
+                    ] * (len(word_pieces) - 1)
+            ids.append(sep)
+            piece_labels.append(outside)
+            rows.append((number, start, ids, piece_labels, starts))
+    shape = (len(rows), sequence_length)
+    token_ids = np.full(shape, tokenizer.pad_token_id)
+    labels = np.full(shape, PADDING_LABEL, "int32")
+    weight = np.zeros(shape, "float32")
+    padding = np.zeros(shape, "int32")
+    for row, (_, _, ids, piece_labels, starts) in enumerate(rows):
         token_ids[row, : len(ids)] = ids
-        labels[row, : len(ids)] = piece_labels
-        weight[row, starts] = 1.0
-        word_starts.append(tuple(starts))
-    padding = (labels != PADDING_LABEL).astype("int32")
+        padding[row, : len(ids)] = 1
+        if has_tags:
+            labels[row, : len(ids)] = piece_labels
+            weight[row, starts] = 1.0
     return TokenLabels(
         inputs={
             "token_ids": token_ids.astype("int32"),
@@ -261,7 +351,10 @@ def align_tags(sentences, tags, tokenizer, tag_names, sequence_length=64):
         },
         labels=labels,
         sample_weight=weight,
-        word_starts=tuple(word_starts),
+        word_starts=tuple(tuple(row[4]) for row in rows),
         num_words=tuple(len(words) for words in sentences),
         tag_names=tag_names,
+        sentence_index=tuple(row[0] for row in rows),
+        first_word=tuple(row[1] for row in rows),
+        has_tags=has_tags,
     )

@@ -114,16 +114,70 @@ def test_aligns_first_pieces_and_continuations(tmp_path):
     ]
 
 
-def test_truncation_drops_whole_words_and_predicts_o(tmp_path):
+def test_long_sentences_become_overlapping_windows_of_whole_words(tmp_path):
     data = kft.data.from_conll(write(tmp_path, CONLL))
-    # Room for [CLS], i, love and [SEP]: good-day (3 pieces) does not fit,
-    # so it and movie are dropped.
+    # Rows of 6 hold 4 pieces between [CLS] and [SEP]: "i love good-day
+    # movie" (1 + 1 + 3 + 1 pieces) needs three windows; nothing is dropped.
     aligned = data.align(testing.small_bert_preprocessor(), sequence_length=6)
-    assert aligned.word_starts[0] == (1, 2)
+    assert aligned.sentence_index == (0, 0, 0, 1, 2)
+    assert aligned.first_word == (0, 1, 2, 0, 0)
+    assert aligned.word_starts[:3] == ((1, 2), (1, 2), (1, 4))
     assert aligned.inputs["padding_mask"][0].tolist() == [1, 1, 1, 1, 0, 0]
-    logits = np.zeros((3, 6, 4), "float32")
-    logits[:, :, 2] = 1.0  # B-PER everywhere
-    assert aligned.to_words(logits)[0] == ["B-PER", "B-PER", "O", "O"]
+    # Every window carries its words' labels: the gold tags come back.
+    assert aligned.to_words(np.maximum(aligned.labels, 0)) == [
+        list(tags) for tags in data.tags
+    ]
+    # Each word is read from the window where it has the most context on
+    # its tighter side: "i" and "love" from window 0, "good-day" from
+    # window 1 (the first of two ties), "movie" from window 2.
+    rows = np.zeros((5, 6), "int32")
+    rows[0], rows[1], rows[2] = 2, 1, 3  # B-PER, B-LOC, I-LOC
+    assert aligned.to_words(rows) == [
+        ["B-PER", "B-PER", "B-LOC", "I-LOC"],
+        ["O", "O"],
+        ["O"],
+    ]
+    # Without overlap the windows only touch.
+    touching = data.align(
+        testing.small_bert_preprocessor(), sequence_length=6, overlap=0
+    )
+    assert touching.first_word == (0, 2, 0, 0)
+
+
+def test_a_word_longer_than_a_row_keeps_its_first_pieces():
+    tokenizer = testing.small_bert_preprocessor()
+    aligned = kft.data.align_tags(
+        [["i", "good-day"]],
+        [["B-PER", "B-LOC"]],
+        tokenizer,
+        ("O", "B-LOC", "B-PER", "I-LOC"),
+        sequence_length=4,
+    )
+    # Room for 2 pieces: "i", then "good-day" cut to "good -".
+    assert aligned.sentence_index == (0, 0)
+    assert aligned.labels[1].tolist() == [0, 1, 3, 0]
+    assert aligned.to_words(np.maximum(aligned.labels, 0)) == [
+        ["B-PER", "B-LOC"]
+    ]
+
+
+def test_aligning_without_tags_is_for_prediction(tmp_path):
+    data = kft.data.from_conll(write(tmp_path, CONLL))
+    tokenizer = testing.small_bert_preprocessor()
+    tagged = data.align(tokenizer, sequence_length=6)
+    untagged = kft.data.align_tags(
+        data.sentences, None, tokenizer, data.tag_names, sequence_length=6
+    )
+    for name, values in tagged.inputs.items():
+        np.testing.assert_array_equal(untagged.inputs[name], values)
+    assert untagged.word_starts == tagged.word_starts
+    assert (untagged.labels == -1).all()
+    assert (untagged.sample_weight == 0).all()
+    assert not untagged.has_tags
+    predictions = np.maximum(tagged.labels, 0)
+    assert untagged.to_words(predictions) == tagged.to_words(predictions)
+    with pytest.raises(ValueError, match=r"without tags.*Received: tags=None"):
+        untagged.dataset()
 
 
 def test_dataset_rows(tmp_path):
@@ -142,8 +196,10 @@ def test_align_errors():
         kft.data.align_tags([["i", "love"]], [["O"]], tokenizer, ("O",))
     with pytest.raises(ValueError, match="unknown tag 'B-X'"):
         kft.data.align_tags([["i"]], [["B-X"]], tokenizer, ("O",))
-    with pytest.raises(ValueError, match="Received: sequence_length=1"):
-        kft.data.align_tags([["i"]], [["O"]], tokenizer, ("O",), 1)
+    with pytest.raises(ValueError, match="Received: sequence_length=2"):
+        kft.data.align_tags([["i"]], [["O"]], tokenizer, ("O",), 2)
+    with pytest.raises(ValueError, match="Received: overlap=-1"):
+        kft.data.align_tags([["i"]], [["O"]], tokenizer, ("O",), overlap=-1)
 
 
 def test_to_words_checks_the_shape(tmp_path):
