@@ -28,6 +28,9 @@ from kfinetune.data.mix import mix
 from kfinetune.data.replay import replay
 from kfinetune.data.squad import QAExample
 from kfinetune.data.squad import from_squad
+from kfinetune.data.tag_schemes import check_tags
+from kfinetune.data.tag_schemes import convert_tags
+from kfinetune.data.tag_schemes import tag_constraints
 from kfinetune.data.tfds import from_tfds
 from kfinetune.data.token_labels import TokenLabels
 from kfinetune.data.token_labels import align_tags
@@ -41,6 +44,8 @@ __all__ = [
     "TokenLabels",
     "align_tags",
     "augment",
+    "check_tags",
+    "convert_tags",
     "curriculum",
     "few_shot",
     "from_conll",
@@ -50,5 +55,6 @@ __all__ = [
     "from_tfds",
     "mix",
     "replay",
+    "tag_constraints",
     "tweet_sentiment",
 ]

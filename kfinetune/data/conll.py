@@ -4,6 +4,8 @@ import dataclasses
 import numbers
 import pathlib
 
+from kfinetune import checks
+from kfinetune.data import tag_schemes
 from kfinetune.data.token_labels import align_tags
 
 
@@ -59,6 +61,40 @@ class TaggedSentences:
             overlap,
         )
 
+    def convert(self, scheme):
+        """The same sentences with their entity tags in another scheme.
+
+        Args:
+            scheme: `"IOB2"` (or `"BIO"`) or `"IOBES"`. The tags must be
+                valid IOB2 or IOBES now (whichever they are is detected).
+
+        Returns:
+            A new `TaggedSentences`; its `tag_names` are the converted
+            tags, `O` first then sorted.
+
+        Raises:
+            ValueError: an unknown scheme, or tags valid in neither IOB2
+                nor IOBES.
+
+        Example:
+
+        ```python
+        iobes = kfinetune.data.from_conll("train.txt", scheme="IOB2").convert(
+            "IOBES")
+        ```
+        """
+        checks.one_of("scheme", scheme, ("IOB2", "BIO", "IOBES"))
+        source = _detect(self.tags)
+        tags = tuple(
+            tuple(tag_schemes.convert_tags(row, source, scheme))
+            for row in self.tags
+        )
+        return TaggedSentences(
+            self.sentences,
+            tags,
+            _tag_order(tag for row in tags for tag in row),
+        )
+
     def dataset(
         self, tokenizer, sequence_length=64, sample_weights=True, overlap=8
     ):
@@ -87,6 +123,23 @@ class TaggedSentences:
         return aligned.dataset(sample_weights)
 
 
+def _detect(tags):
+    """`"IOB2"` or `"IOBES"`: the scheme every sentence of `tags` is valid
+    in (IOB2 first: tags valid in both have no E- or S- prefix)."""
+    errors = []
+    for scheme in ("IOB2", "IOBES"):
+        try:
+            for number, row in enumerate(tags):
+                tag_schemes.check_tags(row, scheme, f"sentence {number}")
+            return scheme
+        except ValueError as error:
+            errors.append(str(error))
+    raise ValueError(
+        "The tags are valid in neither IOB2 nor IOBES. IOB2: "
+        f"{errors[0]} IOBES: {errors[1]}"
+    )
+
+
 def _tag_order(tags):
     # `O` first, so label 0 is "no entity" (the tag of [CLS] and [SEP]).
     return tuple(sorted(set(tags), key=lambda tag: (tag != "O", tag)))
@@ -99,7 +152,12 @@ def _fail(path, number, message, line):
 
 
 def from_conll(
-    path, token_column=0, tag_column=-1, tags=None, encoding="utf-8"
+    path,
+    token_column=0,
+    tag_column=-1,
+    tags=None,
+    encoding="utf-8",
+    scheme=None,
 ):
     """Reads tagged sentences from a CoNLL / IOB column file.
 
@@ -116,14 +174,22 @@ def from_conll(
             not in it is an error. Defaults to every tag in the file, `O`
             first then sorted.
         encoding: the file encoding. Defaults to `"utf-8"`.
+        scheme: the entity tagging scheme of the file, checked sentence by
+            sentence: `"IOB2"` (or `"BIO"`), `"IOBES"`, or `"IOB1"` (the
+            original CoNLL-2003 files, where `I-X` starts entities),
+            which is converted to IOB2 on reading. `None` reads the tags
+            as they are, unchecked (part-of-speech tags, chunks). Defaults
+            to `None`.
 
     Returns:
         A `TaggedSentences`.
 
     Raises:
         ValueError: naming the file, line number and line, for a line with
-            too few columns or a tag not in `tags`; also for a missing
-            file, a file with no sentence, or bad arguments.
+            too few columns or a tag not in `tags`; naming the file and the
+            sentence's first line for tags not valid in `scheme` (an IOB2
+            file that is IOB1 is told so); also for a missing file, a file
+            with no sentence, or bad arguments.
 
     Example:
 
@@ -142,6 +208,8 @@ def from_conll(
             raise ValueError(
                 f"`{name}` must be an integer. Received: {name}={value!r}"
             )
+    if scheme is not None:
+        checks.one_of("scheme", scheme, tag_schemes.SCHEMES)
     if tags is not None:
         tags = tuple(tags)
         if not tags or len(set(tags)) != len(tags):
@@ -158,10 +226,18 @@ def from_conll(
     needed = max(token_column, tag_column, -1 - token_column, -1 - tag_column)
     sentences, sentence_tags, words, word_tags = [], [], [], []
 
+    first_line = [None]
+
     def end_sentence():
         if words:
+            row = tuple(word_tags)
+            if scheme is not None:
+                where = f"{path}, sentence starting on line {first_line[0]}"
+                tag_schemes.check_tags(row, scheme, where)
+                if scheme == "IOB1":
+                    row = tuple(tag_schemes.convert_tags(row, "IOB1", "IOB2"))
             sentences.append(tuple(words))
-            sentence_tags.append(tuple(word_tags))
+            sentence_tags.append(row)
             words.clear()
             word_tags.clear()
 
@@ -191,6 +267,8 @@ def from_conll(
                     f"unknown tag {tag!r}, not in `tags`={tags!r}.",
                     line.rstrip("\n"),
                 )
+            if not words:
+                first_line[0] = number
             words.append(columns[token_column])
             word_tags.append(tag)
     end_sentence()
@@ -200,4 +278,14 @@ def from_conll(
         )
     if tags is None:
         tags = _tag_order(tag for row in sentence_tags for tag in row)
+    else:
+        # IOB1 converted to IOB2 may hold B- tags the file did not.
+        missing = sorted(
+            {tag for row in sentence_tags for tag in row} - set(tags)
+        )
+        if missing:
+            raise ValueError(
+                f"{path}: converted from IOB1, the tags include {missing} "
+                f"which are not in `tags`. Received: tags={tags!r}"
+            )
     return TaggedSentences(tuple(sentences), tuple(sentence_tags), tags)

@@ -8,7 +8,11 @@ import numpy as np
 from kfinetune import checks
 
 # The prefixes each scheme allows, besides the plain `O` tag.
-SCHEMES = {"BIO": ("B", "I"), "IOBES": ("B", "I", "E", "S")}
+SCHEMES = {
+    "BIO": ("B", "I"),
+    "IOB2": ("B", "I"),
+    "IOBES": ("B", "I", "E", "S"),
+}
 
 
 def _parse(tag, scheme, sentence, position, name):
@@ -55,7 +59,7 @@ def _spans(parsed, scheme):
         ):
             last = parsed[end][0]
             end += 1
-        if scheme == "BIO" or last == "E":
+        if scheme != "IOBES" or last == "E":
             spans.append((entity_type, i, end))
         i = end
     return spans
