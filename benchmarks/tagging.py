@@ -32,6 +32,8 @@ token accuracy on 1,000 test tweets.
 
 import argparse
 import dataclasses
+import datetime
+import json
 import logging
 import re
 import string
@@ -147,7 +149,8 @@ METHODS = {
         5e-5,
         "every weight trains at 5e-5 but the CRF transitions, which train "
         f"at {CRF_RATE_FACTOR:g}× that (a `LayerwiseOptimizer` with two "
-        "groups)",
+        "groups); the CRF runs over words, IOB2's impossible transitions "
+        "forbidden",
     ),
     "lora_softmax": Method(
         False,
@@ -212,8 +215,14 @@ def run(method, seed, epochs, tokenizer, limit=None):
     test = kfinetune.data.align_tags(
         test_words, test_tags, tokenizer, TAGS, SEQUENCE_LENGTH
     )
+    # The CRF's chain runs over words (each word's first piece), with the
+    # transitions IOB2 forbids (O then I-NAME, ...) forbidden.
+    constraints = kfinetune.data.tag_constraints(TAGS) if method.crf else None
     model = presets.token_classifier(
-        len(TAGS), sequence_length=SEQUENCE_LENGTH, crf=method.crf
+        len(TAGS),
+        sequence_length=SEQUENCE_LENGTH,
+        crf=method.crf,
+        constraints=constraints,
     )
     if method.lora:
         head = ["emissions", "crf"] if method.crf else ["emissions"]
@@ -221,7 +230,7 @@ def run(method, seed, epochs, tokenizer, limit=None):
             model, peft.LoRAConfig(rank=8, alpha=16, trainable=head)
         )
     dataset = (
-        train.dataset(sample_weights=not method.crf)
+        train.dataset(sample_weights=not method.crf, word_mask=method.crf)
         .shuffle(len(train.labels), seed=seed)
         .batch(BATCH_SIZE)
     )
@@ -241,7 +250,9 @@ def run(method, seed, epochs, tokenizer, limit=None):
     start = time.perf_counter()
     model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
     fit_seconds = time.perf_counter() - start
-    predictions = model.predict(test.inputs, batch_size=BATCH_SIZE, verbose=0)
+    predictions = model.predict(
+        test.inputs_for(model), batch_size=BATCH_SIZE, verbose=0
+    )
     scores = evaluation.sequence_labelling_report(
         test_tags, test.to_words(predictions)
     )
@@ -278,6 +289,7 @@ def summarise(method, runs):
         "ACRONYM F1": cell("acronym_f1"),
         "token accuracy": cell("token_accuracy"),
         "fit (s)": f"{np.mean([r['fit_seconds'] for r in runs]):.0f}",
+        "measured": datetime.date.today().isoformat(),
         "note": method.note,
         "runs": runs,
     }
@@ -300,12 +312,25 @@ def main(argv=None):
         help="train on at most this many batches per epoch and test on "
         "this many batches (smoke runs; the result is marked)",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the rows of the methods not run from the last results "
+        "(each row says when it was measured)",
+    )
     args = parser.parse_args(argv)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     tokenizer = keras_hub.models.BertTokenizer.from_preset(
         str(presets.minilm_path())
     )
     results = {}
+    path = harness.RESULTS_DIR / "tagging.json"
+    if args.keep and path.exists():
+        previous = json.loads(path.read_text())
+        measured = previous["machine"]["date_utc"][:10]
+        for name, row in previous["results"].items():
+            if name not in args.methods:
+                results[name] = {"measured": measured, **row}
     for name in args.methods:
         method = METHODS[name]
         runs = []

@@ -6,8 +6,9 @@ is a MENTION entity, every word that starts with `#` a HASHTAG, everything
 else `O` (BIO scheme). The rule is visible in the text, so the task is easy;
 the point is the whole pipeline: word tags aligned to word pieces
 (`kfinetune.data.align_tags`), `kfinetune.presets.token_classifier` with a
-`CRF` trained by `model.fit`, Viterbi tags from `model.predict` mapped back
-to words, and entity F1.
+word-level `CRF` (IOB2's impossible transitions forbidden) trained by
+`model.fit`, its negative log-likelihood as `val_loss`, Viterbi tags from
+`model.predict` mapped back to words, and entity F1.
 
 python examples/crf_tagging.py
 """
@@ -50,13 +51,26 @@ test = kft.data.align_tags(
 )
 
 model = kft.presets.token_classifier(
-    len(TAGS), sequence_length=SEQUENCE_LENGTH, crf=True, preset=preset
+    len(TAGS),
+    sequence_length=SEQUENCE_LENGTH,
+    crf=True,
+    preset=preset,
+    constraints=kft.data.tag_constraints(TAGS, "IOB2"),
 )
 model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=kft.layers.CRFLoss())
-# No sample weights: the CRF scores every unpadded piece (see the docs).
-model.fit(train.dataset(sample_weights=False).batch(16), epochs=1)
+# The CRF's chain runs over words: it takes the word mask, and reads the
+# labels of each word's first piece.
+model.fit(
+    train.dataset(sample_weights=False, word_mask=True).batch(16),
+    validation_data=test.dataset(sample_weights=False, word_mask=True).batch(
+        32
+    ),
+    epochs=1,
+)
 
-predicted = test.to_words(model.predict(test.inputs, batch_size=32, verbose=0))
+predicted = test.to_words(
+    model.predict(test.word_inputs, batch_size=32, verbose=0)
+)
 report = kft.evaluation.sequence_labelling_report(test_tags, predicted)
 print(report)
 print(f"entity F1 (micro): {report.micro_f1:.3f}")

@@ -61,6 +61,12 @@ Uses:
   (`syncs_without_merge_call`): whether replicas sum gradients without
   `merge_call`, which cannot run inside a `cond`; Keras's
   `LossScaleOptimizer` checks the same before choosing its branch.
+- `Layer._inbound_nodes` and `Node.arguments` (`call_arguments`): the
+  symbolic tensors a layer was called with in a functional model, by
+  argument name. The public `Layer.input` lists them flattened, without
+  the names, so `CRF(emissions, mask=m)` and `CRF(emissions,
+  chain_mask=m)` look alike; `CRFTagger` must call its CRF again with each
+  in its place.
 """
 
 import contextlib
@@ -203,6 +209,13 @@ def build_for_fit(model, batch):
     preprocessed `(x, y)` or `(x, y, sample_weight)` batch."""
     with model.distribute_strategy.scope():
         model._symbolic_build(data_batch=batch)
+
+
+def call_arguments(layer):
+    """`(args, kwargs)`: the symbolic tensors (and other values) of
+    `layer`'s first call in a functional model, positional and by name."""
+    arguments = layer._inbound_nodes[0].arguments
+    return tuple(arguments.args), dict(arguments.kwargs)
 
 
 def syncs_without_merge_call():

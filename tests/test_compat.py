@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kfinetune import compat
+from kfinetune import layers
 from kfinetune import testing
 
 
@@ -221,3 +222,20 @@ def test_build_for_fit_creates_in_advance_what_the_first_trace_would(
         assert len(model.metrics_variables) == before + 2
     # Variables created inside the first trace make TensorFlow trace again.
     assert _traces_of_first_fit(model, data) == (1 if build_first else 2)
+
+
+def test_call_arguments_are_a_layers_symbolic_arguments_by_name():
+    inputs = {
+        "x": keras.Input((5, 3), name="x"),
+        "a": keras.Input((5,), name="a"),
+        "b": keras.Input((5,), name="b"),
+    }
+    crf = layers.CRF(3)
+    keras.Model(
+        inputs, crf(inputs["x"], mask=inputs["b"], chain_mask=inputs["a"])
+    )
+    args, kwargs = compat.call_arguments(crf)
+    # KerasTensor's == is symbolic: compare identities.
+    assert len(args) == 1 and args[0] is inputs["x"]
+    assert set(kwargs) == {"mask", "chain_mask"}
+    assert kwargs["mask"] is inputs["b"] and kwargs["chain_mask"] is inputs["a"]

@@ -77,7 +77,7 @@ def fit(model, aligned, crf, epochs=3, jit_compile=False):
         loss=loss_for(crf),
         jit_compile=jit_compile,
     )
-    rows = aligned.dataset(sample_weights=not crf).batch(4)
+    rows = aligned.dataset(sample_weights=not crf, word_mask=crf).batch(4)
     return model.fit(rows, epochs=epochs, verbose=0).history["loss"]
 
 
@@ -87,7 +87,9 @@ def test_whole_cycle(crf, data, aligned, tmp_path):
     losses = fit(model, aligned, crf, epochs=25)
     assert losses[-1] < losses[0]
 
-    predictions = testing.predict(model, aligned.inputs)
+    inputs = aligned.inputs_for(model)
+    assert ("word_mask" in inputs) == crf
+    predictions = testing.predict(model, inputs)
     expected_shape = (4, SEQUENCE_LENGTH) + (() if crf else (4,))
     assert predictions.shape == expected_shape
     words = aligned.to_words(predictions)
@@ -96,10 +98,11 @@ def test_whole_cycle(crf, data, aligned, tmp_path):
     # The training set is tiny and was fitted for 25 steps.
     assert report.token_accuracy > 0.9
 
-    reloaded = testing.assert_keras_round_trip(model, aligned.inputs, tmp_path)
+    reloaded = testing.assert_keras_round_trip(model, inputs, tmp_path)
     assert isinstance(reloaded.get_layer("emissions"), keras.layers.Dense)
+    assert type(reloaded) is type(model)
     testing.assert_saved_model_round_trip(
-        model, aligned.inputs, str(tmp_path / "saved_model")
+        model, inputs, str(tmp_path / "saved_model")
     )
 
 
@@ -107,7 +110,7 @@ def test_whole_cycle(crf, data, aligned, tmp_path):
 def test_jit_compile_matches_eager(crf, aligned):
     testing.assert_jit_compile_consistent(
         lambda: build(crf),
-        aligned.inputs,
+        aligned.word_inputs if crf else aligned.inputs,
         np.maximum(aligned.labels, 0),
         steps=2,
         loss=loss_for(crf),
@@ -179,3 +182,105 @@ def test_builds_on_the_preset_by_default_arguments_checked():
         kft.presets.token_classifier(
             3, preset="x", backbone=testing.small_bert_backbone()
         )
+
+
+def emissions_of(model, inputs):
+    emissions = keras.Model(model.input, model.get_layer("emissions").output)
+    return keras.ops.convert_to_numpy(emissions(inputs, training=False))
+
+
+def test_word_level_crf_chains_first_pieces_only(aligned):
+    keras.utils.set_random_seed(1)
+    model = build(crf=True)
+    crf = model.get_layer("crf")
+    for weight in crf.weights:
+        weight.assign(np.random.default_rng(2).normal(size=weight.shape))
+    x = aligned.word_inputs
+    loss = keras.ops.convert_to_numpy(
+        kft.layers.CRFLoss(reduction=None)(aligned.labels, model.potentials(x))
+    )
+    # By hand: each sentence's chain is its words' first pieces.
+    emissions = emissions_of(model, x)
+    for row, starts in enumerate(aligned.word_starts):
+        starts = list(starts)
+        expected = -crf.log_likelihood(
+            emissions[row, starts][None], aligned.labels[row, starts][None]
+        )
+        np.testing.assert_allclose(loss[row], expected[0], atol=1e-4)
+    # Labels of [CLS], [SEP] and continuation pieces are never read.
+    off_chain = (aligned.word_mask == 0) & (aligned.labels >= 0)
+    # Besides each [SEP], continuation pieces.
+    assert off_chain[:, 1:].sum() > len(aligned.labels)
+    changed = np.where(off_chain, (aligned.labels + 1) % 4, aligned.labels)
+    np.testing.assert_allclose(
+        kft.layers.CRFLoss(reduction=None)(changed, model.potentials(x)),
+        loss,
+        atol=1e-5,
+    )
+    # Every piece of a word carries the word's tag; [CLS] and padding 0.
+    tags = testing.predict(model, x)
+    for row, starts in enumerate(aligned.word_starts):
+        ends = [*starts[1:], int(aligned.inputs["padding_mask"][row].sum())]
+        for start, end in zip(starts, ends, strict=True):
+            assert set(tags[row, start:end]) == {tags[row, start]}
+        assert tags[row, 0] == 0
+        assert not tags[row, ends[-1] :].any()
+
+
+def test_evaluate_and_val_loss_report_the_negative_log_likelihood(aligned):
+    keras.utils.set_random_seed(3)
+    model = build(crf=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=kft.layers.CRFLoss(),
+        # Tags against tags, element-wise (the string "accuracy" would
+        # pick categorical accuracy for two tensors of one shape).
+        metrics=[keras.metrics.Accuracy()],
+    )
+    rows = aligned.dataset(sample_weights=False, word_mask=True).batch(4)
+    history = model.fit(rows, validation_data=rows, epochs=3, verbose=0)
+    expected = float(
+        np.mean(
+            kft.layers.CRFLoss(reduction=None)(
+                aligned.labels, model.potentials(aligned.word_inputs)
+            )
+        )
+    )
+    result = model.evaluate(rows, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        history.history["val_loss"][-1], expected, rtol=1e-5
+    )
+    # An NLL summed over words, not an error rate in [0, 1].
+    assert history.history["val_loss"][0] > 1.0
+    # The metric sees the decoded tags, in fit as in evaluate.
+    tags = testing.predict(model, aligned.word_inputs)
+    valid = aligned.labels >= 0
+    accuracy = np.sum((tags == aligned.labels) & valid) / aligned.labels.size
+    np.testing.assert_allclose(result["accuracy"], accuracy, rtol=1e-5)
+    assert 0.0 < history.history["accuracy"][-1] <= 1.0
+
+
+def test_constraints_need_the_crf_and_are_obeyed(data, aligned):
+    constraints = kft.data.tag_constraints(data.tag_names, "IOB2")
+    with pytest.raises(ValueError, match="pass `crf=True`"):
+        kft.presets.token_classifier(4, constraints=constraints)
+    with pytest.raises(ValueError, match="Received: constraints="):
+        kft.presets.token_classifier(4, crf=True, constraints={"start": []})
+    keras.utils.set_random_seed(4)
+    model = kft.presets.token_classifier(
+        4,
+        sequence_length=SEQUENCE_LENGTH,
+        crf=True,
+        backbone=testing.small_bert_backbone(),
+        constraints=constraints,
+    )
+    # Emissions biased towards I- tags: unconstrained, they would be decoded.
+    dense = model.get_layer("emissions")
+    inside = [i for i, tag in enumerate(data.tag_names) if tag[0] == "I"]
+    bias = np.zeros(4, "float32")
+    bias[inside] = 5.0
+    dense.bias.assign(bias)
+    words = aligned.to_words(testing.predict(model, aligned.word_inputs))
+    for sentence in words:
+        kft.data.check_tags(sentence, "IOB2")

@@ -27,7 +27,8 @@ class EntityF1(keras.callbacks.Callback):
     It works with any model whose `predict` gives per-piece scores
     `(sentences, sequence_length, tags)` or tags `(sentences,
     sequence_length)` (a `kfinetune.layers.CRF`), e.g.
-    `kfinetune.presets.token_classifier`. Each epoch costs one `predict`
+    `kfinetune.presets.token_classifier` (a model with a `word_mask`
+    input gets it, `TokenLabels.inputs_for`). Each epoch costs one `predict`
     over the validation sentences.
 
     Args:
@@ -87,7 +88,9 @@ class EntityF1(keras.callbacks.Callback):
     def report(self):
         """The model's `SequenceLabellingReport` on the sentences now."""
         predictions = self.model.predict(
-            self.aligned.inputs, batch_size=self.batch_size, verbose=0
+            self.aligned.inputs_for(self.model),
+            batch_size=self.batch_size,
+            verbose=0,
         )
         words = self.aligned.to_words(predictions)
         return sequence_labelling_report(self.gold, words, self.scheme)

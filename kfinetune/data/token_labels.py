@@ -11,12 +11,15 @@ padded to a fixed length, and gives every piece a label:
   0: a softmax head is trained and scored on first pieces only;
 - padding carries `-1` and sample weight 0.
 
-A `kfinetune.layers.CRF` scores every unpadded position as one chain (its
-mask must be left-aligned: tokens, then padding), so it learns from the
-continuation and special-token labels too: they are real tags that keep the
-chain consistent (`B-PER I-PER` inside one word reads as one entity).
-Either way, `TokenLabels.to_words` reads each word's tag from its first
-piece only.
+`word_mask` marks the first piece of every word (1) and nothing else. A
+word-level `kfinetune.layers.CRF` (`chain_mask=word_mask`, as in
+`kfinetune.presets.token_classifier(crf=True)`) links those positions
+only, so continuation pieces and special tokens stay out of its chain as
+they stay out of a softmax head's loss; it takes `word_inputs` (the three
+inputs and `word_mask`) and `dataset(word_mask=True)`. A CRF over every
+unpadded piece instead learns the continuation and special-token labels
+too. Either way, `TokenLabels.to_words` reads each word's tag from its
+first piece only.
 
 Long sentences: a sentence whose pieces do not fit in one row of
 `sequence_length` (with `[CLS]` and `[SEP]`) is split into overlapping
@@ -33,6 +36,7 @@ works, `dataset` refuses.
 
 import dataclasses
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -65,6 +69,9 @@ class TokenLabels:
         first_word: per row, the index in its sentence of its first word.
             Defaults to 0 for every row.
         has_tags: whether the labels come from tags. Defaults to `True`.
+        word_mask: int32 `(rows, sequence_length)`, 1 on the first piece
+            of every word, else 0 (with or without tags). Defaults to the
+            positions in `word_starts`.
 
     Example:
 
@@ -84,6 +91,7 @@ class TokenLabels:
     sentence_index: tuple = None
     first_word: tuple = None
     has_tags: bool = True
+    word_mask: np.ndarray = None
 
     def __post_init__(self):
         rows = len(self.word_starts)
@@ -91,8 +99,50 @@ class TokenLabels:
             object.__setattr__(self, "sentence_index", tuple(range(rows)))
         if self.first_word is None:
             object.__setattr__(self, "first_word", (0,) * rows)
+        if self.word_mask is None:
+            word_mask = np.zeros(self.labels.shape, "int32")
+            for row, starts in enumerate(self.word_starts):
+                word_mask[row, list(starts)] = 1
+            object.__setattr__(self, "word_mask", word_mask)
 
-    def dataset(self, sample_weights=True):
+    @property
+    def word_inputs(self):
+        """`inputs` and `word_mask`: the inputs of a word-level CRF tagger
+        (`kfinetune.presets.token_classifier(crf=True)`).
+
+        Example:
+
+        ```python
+        words = aligned.to_words(model.predict(aligned.word_inputs))
+        ```
+        """
+        return {**self.inputs, "word_mask": self.word_mask}
+
+    def inputs_for(self, model):
+        """`word_inputs` if `model` takes a `word_mask` input (a word-level
+        CRF tagger), else `inputs`.
+
+        Args:
+            model: a Keras model with named inputs.
+
+        Returns:
+            A dict of arrays for `model.predict`.
+
+        Example:
+
+        ```python
+        words = aligned.to_words(model.predict(aligned.inputs_for(model)))
+        ```
+        """
+        names = {
+            getattr(tensor, "name", None)
+            for tensor in keras.tree.flatten(model.input)
+        }
+        if isinstance(model.input, dict):
+            names.update(model.input)
+        return self.word_inputs if "word_mask" in names else self.inputs
+
+    def dataset(self, sample_weights=True, word_mask=False):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
 
         Args:
@@ -103,6 +153,8 @@ class TokenLabels:
                 `False` for a CRF head (`kfinetune.layers.CRFLoss` ignores
                 the `-1` labels at padding and scores the rest). Defaults
                 to `True`.
+            word_mask: give `word_inputs` (with `word_mask`) instead of
+                `inputs`, for a word-level CRF tagger. Defaults to `False`.
 
         Returns:
             An unbatched `tf.data.Dataset`.
@@ -114,6 +166,8 @@ class TokenLabels:
         ```
         """
         checks.boolean("sample_weights", sample_weights)
+        checks.boolean("word_mask", word_mask)
+        inputs = self.word_inputs if word_mask else self.inputs
         if not self.has_tags:
             raise ValueError(
                 "These rows were aligned without tags (for prediction): "
@@ -122,13 +176,11 @@ class TokenLabels:
                 "Received: tags=None"
             )
         if not sample_weights:
-            return tf.data.Dataset.from_tensor_slices(
-                (self.inputs, self.labels)
-            )
+            return tf.data.Dataset.from_tensor_slices((inputs, self.labels))
         # TensorFlow's sparse cross-entropy rejects -1 even at weight 0.
         labels = np.maximum(self.labels, 0)
         return tf.data.Dataset.from_tensor_slices(
-            (self.inputs, labels, self.sample_weight)
+            (inputs, labels, self.sample_weight)
         )
 
     def to_words(self, predictions):

@@ -5,6 +5,7 @@ from kfinetune.layers.adapter_wrapper import AdapterWrapper
 from kfinetune.layers.adapter_wrapper import ParallelAdapterTap
 from kfinetune.layers.crf import CRF
 from kfinetune.layers.crf import CRFLoss
+from kfinetune.layers.crf_tagger import CRFTagger
 from kfinetune.layers.ia3 import IA3
 from kfinetune.layers.lora import LoRA
 from kfinetune.layers.mixup import Mixup
@@ -18,6 +19,7 @@ __all__ = [
     "AdapterWrapper",
     "CRF",
     "CRFLoss",
+    "CRFTagger",
     "IA3",
     "LoRA",
     "Mixup",

@@ -1,6 +1,7 @@
 """`CRF`: a linear-chain conditional random field, and `CRFLoss`."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -70,6 +71,69 @@ def _scan(step, carry, steps, reverse=False):
 
 def _split(step):
     return step[:, :-1], step[:, -1:]
+
+
+def _left_align(chain):
+    """The positions of a `(batch, time)` 0/1 `chain` mask moved to the
+    front, in order.
+
+    Returns:
+        `order`, int32 `(batch, time)`: the chain's positions first, then
+        the others; and `mask`, float32 `(batch, time)`: 1 for the first
+        `sum(chain)` entries of each row.
+    """
+    time = ops.shape(chain)[1]
+    positions = ops.arange(time, dtype="int32")[None]
+    key = ops.where(chain > 0, positions, positions + time)
+    order = ops.cast(ops.argsort(key, axis=1), "int32")
+    count = ops.sum(ops.cast(chain > 0, "int32"), axis=1, keepdims=True)
+    return order, ops.cast(positions < count, "float32")
+
+
+def _to_positions(chain_tags, chain, mask):
+    """Chain tags back at the positions: each position gets the tag of the
+    last chain position at or before it (a word's continuation pieces get
+    its tag); positions before the first chain position, and padding, get
+    0."""
+    rank = ops.cast(ops.cumsum(ops.cast(chain > 0, "int32"), axis=1), "int32")
+    rank = rank - 1
+    tags = ops.take_along_axis(chain_tags, ops.maximum(rank, 0), axis=1)
+    inside = ops.logical_and(rank >= 0, mask > 0)
+    return ops.where(inside, tags, ops.zeros_like(tags))
+
+
+# The score added to a forbidden transition, start or end: low enough
+# that no allowed path loses to a forbidden one, small enough for float32
+# sums over a few hundred tokens.
+FORBIDDEN = -1e4
+
+
+def _penalties(constraints, num_labels):
+    """`(transitions, start, end)` float32 arrays: 0 where `constraints`
+    allows, `FORBIDDEN` where it does not."""
+    transitions = np.asarray(constraints["transitions"], bool)
+    start = np.asarray(constraints["start"], bool)
+    end = np.asarray(constraints["end"], bool)
+    shapes = {
+        "transitions": (transitions.shape, (num_labels, num_labels)),
+        "start": (start.shape, (num_labels,)),
+        "end": (end.shape, (num_labels,)),
+    }
+    for key, (shape, expected) in shapes.items():
+        if shape != expected:
+            raise ValueError(
+                f"`constraints[{key!r}]` must have shape {expected} for "
+                f"num_labels={num_labels}. Received: shape {shape}"
+            )
+    if not start.any() or not end.any():
+        raise ValueError(
+            "`constraints` must allow at least one start and one end tag. "
+            f"Received: start={start.tolist()}, end={end.tolist()}"
+        )
+    return tuple(
+        np.where(allowed, 0.0, FORBIDDEN).astype("float32")
+        for allowed in (transitions, start, end)
+    )
 
 
 def _log_partition(emissions, mask, transitions, start, end):
@@ -234,17 +298,42 @@ class CRF(keras.layers.Layer):
     not the likelihood, not the decoded tags of the real tokens. The first
     token of every sequence is always scored.
 
+    **A chain over words, not word pieces.** Pass `chain_mask=`, 1 at the
+    positions the chain runs over (each word's first piece), and the chain
+    links those positions only, in order: continuation pieces, `[CLS]`,
+    `[SEP]` and padding never enter it, and the likelihood uses the gold
+    tags at those positions only. The decoded tags come back at every
+    position: each position gets the tag of the last chain position at or
+    before it (so a word's continuation pieces, and the `[SEP]` after the
+    last word, repeat its tag), and positions before the first chain
+    position (`[CLS]`) and padding get 0.
+
+    **Constraints.** `constraints` forbids transitions (and start or end
+    tags) that the tagging scheme makes impossible, such as `O` followed
+    by `I-PER` in IOB2: they score `-10,000` in training and in decoding,
+    so the decoded path never takes one. Build them with
+    `kfinetune.data.tag_constraints(tag_names, scheme)`. Gold tags must
+    obey them (a gold path through a forbidden transition has a loss near
+    10,000); convert IOB1 files when reading them
+    (`kfinetune.data.from_conll(..., scheme="IOB1")`).
+
     Args:
         num_labels: the number of tags, at least 2.
+        constraints: `None` (every transition allowed), or a dict with
+            boolean `"transitions"` `(num_labels, num_labels)` (`[i, j]`:
+            may tag `i` be followed by tag `j`), `"start"` and `"end"`
+            `(num_labels,)` (may a sequence start / end with the tag), as
+            returned by `kfinetune.data.tag_constraints`. Defaults to
+            `None`.
         **kwargs: base layer arguments such as `name`.
 
     Input shape:
-        `(batch, time, num_labels)` potentials, and an optional mask
-        `(batch, time)`.
+        `(batch, time, num_labels)` potentials, an optional mask
+        `(batch, time)` and an optional chain mask `(batch, time)`.
 
     Output shape:
         Inference: `(batch, time)` int32 tags. Training: a float32 tensor
-        `(batch, time + num_labels + 2, num_labels + 1)` read by `CRFLoss`.
+        `(batch, time + num_labels + 2, num_labels + 3)` read by `CRFLoss`.
 
     Example:
 
@@ -257,12 +346,43 @@ class CRF(keras.layers.Layer):
     model = keras.Model(inputs, tags)
     model.compile("adam", loss=kfinetune.layers.CRFLoss())
     ```
+
+    A chain over words, with the scheme's impossible transitions forbidden
+    (`word_mask` is 1 on each word's first piece,
+    `kfinetune.data.TokenLabels.word_mask`):
+
+    ```python
+    crf = kfinetune.layers.CRF(
+        5, constraints=kfinetune.data.tag_constraints(tag_names, "IOB2"))
+    tags = crf(emissions, mask=padding_mask, chain_mask=word_mask)
+    ```
     """
 
-    def __init__(self, num_labels, **kwargs):
+    def __init__(self, num_labels, constraints=None, **kwargs):
         checks.at_least("num_labels", num_labels, 2, integer=True)
+        if constraints is not None:
+            if not isinstance(constraints, dict) or set(constraints) != {
+                "transitions",
+                "start",
+                "end",
+            }:
+                raise ValueError(
+                    "`constraints` must be None or a dict with the keys "
+                    "'transitions', 'start' and 'end' (see "
+                    "`kfinetune.data.tag_constraints`). Received: "
+                    f"constraints={constraints!r}"
+                )
+            penalties = _penalties(constraints, num_labels)
+            constraints = {
+                key: np.asarray(constraints[key], bool).tolist()
+                for key in ("transitions", "start", "end")
+            }
+        else:
+            penalties = None
         super().__init__(**kwargs)
         self.num_labels = num_labels
+        self.constraints = constraints
+        self._penalties = penalties
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -286,10 +406,16 @@ class CRF(keras.layers.Layer):
         )
 
     def _parameters(self):
-        return (
+        parameters = (
             ops.cast(self.transitions, "float32"),
             ops.cast(self.start, "float32"),
             ops.cast(self.end, "float32"),
+        )
+        if self._penalties is None:
+            return parameters
+        return tuple(
+            value + ops.convert_to_tensor(penalty)
+            for value, penalty in zip(parameters, self._penalties, strict=True)
         )
 
     def log_partition(self, emissions, mask=None):
@@ -362,21 +488,47 @@ class CRF(keras.layers.Layer):
         """
         return _decode(emissions, mask, *self._parameters())
 
-    def call(self, inputs, mask=None, training=None):
-        if not training:
-            return self.decode(inputs, mask)
+    def call(self, inputs, mask=None, chain_mask=None, training=None):
         emissions = ops.cast(inputs, "float32")
-        batch = ops.shape(emissions)[0]
         mask = _float_mask(mask, emissions)
+        if chain_mask is None:
+            time = ops.shape(emissions)[1]
+            order = ops.zeros_like(mask, "int32") + ops.arange(
+                time, dtype="int32"
+            )
+            chain_emissions, chain = emissions, mask
+        else:
+            positions = ops.cast(chain_mask, "float32") * mask
+            order, chain = _left_align(positions)
+            chain_emissions = ops.take_along_axis(
+                emissions, order[:, :, None], axis=1
+            )
+        if not training:
+            tags = self.decode(chain_emissions, chain)
+            if chain_mask is None:
+                return tags
+            return _to_positions(tags, positions, mask)
+        batch = ops.shape(emissions)[0]
         transitions, start, end = self._parameters()
         parameters = ops.concatenate(
             [transitions, start[None], end[None]], axis=0
         )
-        parameters = ops.pad(parameters, [[0, 0], [0, 1]])
+        parameters = ops.pad(parameters, [[0, 0], [0, 3]])
         parameters = ops.broadcast_to(
-            parameters[None], (batch, self.num_labels + 2, self.num_labels + 1)
+            parameters[None], (batch, self.num_labels + 2, self.num_labels + 3)
         )
-        tokens = ops.concatenate([emissions, mask[:, :, None]], axis=-1)
+        # The order rides along as floats (exact below 2**24 positions):
+        # `CRFLoss` gathers the gold tags of the chain positions with it,
+        # and `decode_potentials` puts decoded tags back at the positions.
+        tokens = ops.concatenate(
+            [
+                chain_emissions,
+                chain[:, :, None],
+                ops.cast(order, "float32")[:, :, None],
+                mask[:, :, None],
+            ],
+            axis=-1,
+        )
         return ops.concatenate([tokens, parameters], axis=1)
 
     def compute_mask(self, inputs, mask=None):
@@ -384,25 +536,58 @@ class CRF(keras.layers.Layer):
         # masked by Keras (`CRFLoss` applies the mask itself).
         return None
 
-    def compute_output_spec(self, inputs, mask=None, training=None):
+    def compute_output_spec(
+        self, inputs, mask=None, chain_mask=None, training=None
+    ):
         return keras.KerasTensor(inputs.shape[:2], dtype="int32")
 
     def get_config(self):
-        return {**super().get_config(), "num_labels": self.num_labels}
+        return {
+            **super().get_config(),
+            "num_labels": self.num_labels,
+            "constraints": self.constraints,
+        }
 
 
 def _unpack(packed):
-    num_labels = packed.shape[-1] - 1
+    """`(emissions, chain, order, mask, transitions, start, end)` of a
+    `CRF`'s training output."""
+    num_labels = packed.shape[-1] - 3
     time = ops.shape(packed)[1] - num_labels - 2
     tokens = packed[:, :time]
     parameters = packed[0, time:, :num_labels]
     return (
         tokens[..., :num_labels],
         tokens[..., num_labels],
+        ops.cast(tokens[..., num_labels + 1], "int32"),
+        tokens[..., num_labels + 2],
         parameters[:num_labels],
         parameters[num_labels],
         parameters[num_labels + 1],
     )
+
+
+def decode_potentials(packed):
+    """The Viterbi tags of a `CRF`'s training output: what the layer
+    returns in inference for the same inputs.
+
+    Args:
+        packed: a `CRF` layer's output with `training=True`.
+
+    Returns:
+        `(batch, time)` int32 tags.
+    """
+    emissions, chain, order, mask, transitions, start, end = _unpack(
+        ops.cast(packed, "float32")
+    )
+    tags = _decode(emissions, chain, transitions, start, end)
+    # The chain's positions, back in place: position `order[k]` is in the
+    # chain when entry `k` is.
+    time = ops.shape(order)[1]
+    positions = ops.einsum(
+        "bkt,bk->bt", ops.one_hot(order, time, dtype="float32"), chain
+    )
+    return _to_positions(tags, positions, mask)
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")
@@ -455,9 +640,12 @@ class CRFLoss(keras.losses.Loss):
                 f"y_true.shape={tuple(tags.shape)}, "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
-        emissions, mask, transitions, start, end = _unpack(
+        emissions, mask, order, _, transitions, start, end = _unpack(
             ops.cast(y_pred, "float32")
         )
+        # The gold tags of the chain positions (all positions for a chain
+        # over every token).
+        tags = ops.take_along_axis(tags, order, axis=1)
         score = _sequence_score(emissions, tags, mask, transitions, start, end)
         log_z = _log_partition(emissions, mask, transitions, start, end)
         return log_z - score

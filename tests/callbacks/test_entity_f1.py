@@ -52,7 +52,9 @@ def test_early_stopping_and_history_read_val_entity_f1(crf):
         monitor="val_entity_f1", mode="max", patience=2
     )
     history = model.fit(
-        aligned.dataset(sample_weights=not crf).repeat(5).batch(4),
+        aligned.dataset(sample_weights=not crf, word_mask=crf)
+        .repeat(5)
+        .batch(4),
         epochs=8,
         callbacks=[f1, stop],
         verbose=0,
@@ -61,7 +63,7 @@ def test_early_stopping_and_history_read_val_entity_f1(crf):
     assert len(values) == len(history.history["loss"])
     assert all(0.0 <= value <= 1.0 for value in values)
     # The last value is the model's entity F1 as it is now, by hand.
-    words = aligned.to_words(testing.predict(model, aligned.inputs))
+    words = aligned.to_words(testing.predict(model, aligned.inputs_for(model)))
     report = evaluation.sequence_labelling_report(SENTENCES.tags, words)
     assert values[-1] == report.micro_f1 == f1.report().micro_f1
     # EarlyStopping watched it: its best is the best F1 of the run.

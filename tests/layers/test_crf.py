@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+import kfinetune
 from kfinetune import layers
 from kfinetune import peft
 from kfinetune import testing
@@ -257,3 +258,114 @@ def test_trains_under_mixed_bfloat16():
     assert losses[-1] < losses[0]
     assert model.get_layer("crf").transitions.dtype == "float32"
     assert tags.dtype == np.int32
+
+
+def chain_case(seed=3):
+    """Emissions, padding mask and chain mask of two sequences, whose chains
+    skip the first position ([CLS]) and continuation positions."""
+    rng = np.random.default_rng(seed)
+    emissions = rng.normal(size=(2, 7, 3)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0, 0]])
+    chain = np.array([[0, 1, 0, 0, 1, 0, 0], [0, 1, 1, 0, 0, 0, 0]])
+    return emissions, mask, chain
+
+
+def test_chain_mask_links_the_chain_positions_only():
+    crf = random_crf(3, seed=4)
+    emissions, mask, chain = chain_case()
+    tags = np.array([[0, 2, 1, 1, 1, 0, -1], [0, 1, 2, 0, -1, -1, -1]])
+    packed = crf(emissions, mask=mask, chain_mask=chain, training=True)
+    loss = keras.ops.convert_to_numpy(
+        layers.CRFLoss(reduction=None)(tags, packed)
+    )
+    # By hand: the chain is positions (1, 4) and (1, 2).
+    chains = [[1, 4], [1, 2]]
+    for row, positions in enumerate(chains):
+        expected = -crf.log_likelihood(
+            emissions[row, positions][None], tags[row, positions][None]
+        )
+        np.testing.assert_allclose(loss[row], expected[0], atol=1e-5)
+    # Tags and emissions off the chain change nothing.
+    other = np.where(chain == 0, (tags + 1) % 3, tags)
+    noise = np.where(chain[..., None] == 0, 50.0, 0.0).astype("float32")
+    packed = crf(emissions + noise, mask=mask, chain_mask=chain, training=True)
+    np.testing.assert_allclose(
+        layers.CRFLoss(reduction=None)(other, packed), loss, atol=1e-5
+    )
+
+    decoded = keras.ops.convert_to_numpy(
+        crf(emissions, mask=mask, chain_mask=chain)
+    )
+    for row, positions in enumerate(chains):
+        best = keras.ops.convert_to_numpy(
+            crf.decode(emissions[row, positions][None])
+        )[0]
+        # Each position repeats the tag of the chain position before it;
+        # [CLS] (before the chain) and padding get 0.
+        first, second = best
+        stop = int(mask[row].sum())
+        expected = [0] + [first] * (positions[1] - 1)
+        expected += [second] * (stop - positions[1])
+        expected += [0] * (7 - stop)
+        assert decoded[row].tolist() == expected
+
+
+def test_decode_potentials_gives_the_inference_tags():
+    from kfinetune.layers import crf as crf_module
+
+    crf = random_crf(3, seed=5)
+    emissions, mask, chain = chain_case(seed=6)
+    for chain_mask in (None, chain):
+        packed = crf(emissions, mask=mask, chain_mask=chain_mask, training=True)
+        np.testing.assert_array_equal(
+            crf_module.decode_potentials(packed),
+            crf(emissions, mask=mask, chain_mask=chain_mask),
+        )
+
+
+CONSTRAINED_TAGS = ("O", "B-X", "I-X")
+
+
+def constrained_crf(seed):
+    constraints = kfinetune.data.tag_constraints(CONSTRAINED_TAGS, "IOB2")
+    crf = layers.CRF(3, constraints=constraints)
+    crf.build((None, None, 3))
+    rng = np.random.default_rng(seed)
+    for weight in crf.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    return crf, constraints
+
+
+def test_constraints_remove_forbidden_paths_from_likelihood_and_decoding():
+    crf, constraints = constrained_crf(seed=7)
+    allowed = np.asarray(constraints["transitions"])
+    rng = np.random.default_rng(8)
+    # Emissions that favour I-X everywhere, the forbidden start included.
+    emissions = rng.normal(size=(4, 4, 3)).astype("float32")
+    emissions[..., 2] += 3.0
+    log_z = keras.ops.convert_to_numpy(crf.log_partition(emissions))
+    tags = keras.ops.convert_to_numpy(crf.decode(emissions))
+    for row in range(4):
+        scores = {
+            path: score
+            for path, score in path_scores(crf, emissions[row]).items()
+            if constraints["start"][path[0]]
+            and all(allowed[a, b] for a, b in itertools.pairwise(path))
+        }
+        np.testing.assert_allclose(
+            log_z[row], log_sum_exp(list(scores.values())), atol=1e-4
+        )
+        assert tuple(tags[row]) == max(scores, key=scores.get)
+        assert tags[row][0] != 2
+
+
+def test_constraints_survive_the_config_and_are_checked():
+    crf, constraints = constrained_crf(seed=9)
+    revived = layers.CRF.from_config(crf.get_config())
+    assert revived.constraints == constraints
+    with pytest.raises(ValueError, match="keys 'transitions', 'start'"):
+        layers.CRF(3, constraints={"transitions": constraints["transitions"]})
+    with pytest.raises(ValueError, match=r"constraints\['start'\].*\(3,\)"):
+        layers.CRF(3, constraints={**constraints, "start": [True, False]})
+    with pytest.raises(ValueError, match="at least one start"):
+        layers.CRF(3, constraints={**constraints, "start": [False] * 3})
