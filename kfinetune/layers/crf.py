@@ -102,6 +102,20 @@ def _to_positions(chain_tags, chain, mask):
     return ops.where(inside, tags, ops.zeros_like(tags))
 
 
+def _chain(emissions, mask):
+    """`(emissions, order, chain, positions)`: the emissions of the
+    unmasked positions moved to the front, in order, with their order and
+    left-aligned mask, and the float mask itself; `order` and `positions`
+    are `None` without a mask."""
+    emissions = ops.cast(emissions, "float32")
+    if mask is None:
+        return emissions, None, None, None
+    positions = ops.cast(mask, "float32")
+    order, chain = _left_align(positions)
+    emissions = ops.take_along_axis(emissions, order[:, :, None], axis=1)
+    return emissions, order, chain, positions
+
+
 # The score added to a forbidden transition, start or end: low enough
 # that no allowed path loses to a forbidden one, small enough for float32
 # sums over a few hundred tokens.
@@ -292,11 +306,13 @@ class CRF(keras.layers.Layer):
     `jit_compile=True` (XLA) and in exported SavedModels, with any sequence
     length. Computation is in float32 whatever the dtype policy.
 
-    Masks are left-aligned: 1 for the tokens, then 0 for padding at the end
-    (keras-hub's `padding_mask`). Pass one as `mask=`, or let Keras
-    propagate it from the previous layer. Padded positions change nothing:
-    not the likelihood, not the decoded tags of the real tokens. The first
-    token of every sequence is always scored.
+    A mask is 1 for the tokens and 0 elsewhere, usually padding at the end
+    (keras-hub's `padding_mask`), but any pattern works: the chain links
+    the unmasked positions in order and skips the others. Pass one as
+    `mask=`, or let Keras propagate it from the previous layer. Masked
+    positions change nothing: not the likelihood, not the decoded tags of
+    the real tokens (they decode to 0). A sequence whose mask is all 0
+    still scores its first position.
 
     **A chain over words, not word pieces.** Pass `chain_mask=`, 1 at the
     positions the chain runs over (each word's first piece), and the chain
@@ -423,8 +439,8 @@ class CRF(keras.layers.Layer):
 
         Args:
             emissions: potentials `(batch, time, num_labels)`.
-            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
-                padding).
+            mask: `(batch, time)`, 1 for the tokens the chain links, in
+                order. Defaults to `None` (every position).
 
         Returns:
             `(batch,)` float32.
@@ -438,6 +454,7 @@ class CRF(keras.layers.Layer):
         # 4 * log(3): every one of the 3**4 paths scores 0
         ```
         """
+        emissions, _, mask, _ = _chain(emissions, mask)
         return _log_partition(emissions, mask, *self._parameters())
 
     def log_likelihood(self, emissions, tags, mask=None):
@@ -447,8 +464,8 @@ class CRF(keras.layers.Layer):
             emissions: potentials `(batch, time, num_labels)`.
             tags: integer tags `(batch, time)`; values at padding are
                 ignored.
-            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
-                padding).
+            mask: `(batch, time)`, 1 for the tokens the chain links, in
+                order. Defaults to `None` (every position).
 
         Returns:
             `(batch,)` float32, `score(tags) - log Z`.
@@ -462,6 +479,9 @@ class CRF(keras.layers.Layer):
         # log(1 / 9)
         ```
         """
+        emissions, order, mask, _ = _chain(emissions, mask)
+        if order is not None:
+            tags = ops.take_along_axis(ops.cast(tags, "int32"), order, axis=1)
         transitions, start, end = self._parameters()
         score = _sequence_score(emissions, tags, mask, transitions, start, end)
         return score - _log_partition(emissions, mask, transitions, start, end)
@@ -471,8 +491,8 @@ class CRF(keras.layers.Layer):
 
         Args:
             emissions: potentials `(batch, time, num_labels)`.
-            mask: `(batch, time)`, left-aligned. Defaults to `None` (no
-                padding).
+            mask: `(batch, time)`, 1 for the tokens the chain links, in
+                order. Defaults to `None` (every position).
 
         Returns:
             `(batch, time)` int32 tags, 0 at padding.
@@ -486,27 +506,24 @@ class CRF(keras.layers.Layer):
         # [[1, 0]]
         ```
         """
-        return _decode(emissions, mask, *self._parameters())
+        emissions, order, chain, positions = _chain(emissions, mask)
+        tags = _decode(emissions, chain, *self._parameters())
+        if order is None:
+            return tags
+        return _to_positions(tags, positions, positions)
 
     def call(self, inputs, mask=None, chain_mask=None, training=None):
         emissions = ops.cast(inputs, "float32")
         mask = _float_mask(mask, emissions)
-        if chain_mask is None:
-            time = ops.shape(emissions)[1]
-            order = ops.zeros_like(mask, "int32") + ops.arange(
-                time, dtype="int32"
-            )
-            chain_emissions, chain = emissions, mask
-        else:
+        positions = mask
+        if chain_mask is not None:
             positions = ops.cast(chain_mask, "float32") * mask
-            order, chain = _left_align(positions)
-            chain_emissions = ops.take_along_axis(
-                emissions, order[:, :, None], axis=1
-            )
+        order, chain = _left_align(positions)
+        chain_emissions = ops.take_along_axis(
+            emissions, order[:, :, None], axis=1
+        )
         if not training:
-            tags = self.decode(chain_emissions, chain)
-            if chain_mask is None:
-                return tags
+            tags = _decode(chain_emissions, chain, *self._parameters())
             return _to_positions(tags, positions, mask)
         batch = ops.shape(emissions)[0]
         transitions, start, end = self._parameters()

@@ -369,3 +369,32 @@ def test_constraints_survive_the_config_and_are_checked():
         layers.CRF(3, constraints={**constraints, "start": [True, False]})
     with pytest.raises(ValueError, match="at least one start"):
         layers.CRF(3, constraints={**constraints, "start": [False] * 3})
+
+
+def test_a_mask_with_holes_links_the_unmasked_positions():
+    crf = random_crf(3, seed=10)
+    rng = np.random.default_rng(11)
+    emissions = rng.normal(size=(2, 6, 3)).astype("float32")
+    mask = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 0]])
+    tags = rng.integers(0, 3, (2, 6))
+    log_z = keras.ops.convert_to_numpy(crf.log_partition(emissions, mask))
+    likelihood = keras.ops.convert_to_numpy(
+        crf.log_likelihood(emissions, tags, mask)
+    )
+    decoded = keras.ops.convert_to_numpy(crf.decode(emissions, mask))
+    packed = crf(emissions, mask=mask, training=True)
+    loss = keras.ops.convert_to_numpy(
+        layers.CRFLoss(reduction=None)(tags, packed)
+    )
+    for row in range(2):
+        kept = np.flatnonzero(mask[row])
+        scores = path_scores(crf, emissions[row, kept])
+        expected = log_sum_exp(list(scores.values()))
+        np.testing.assert_allclose(log_z[row], expected, atol=1e-5)
+        gold = scores[tuple(tags[row, kept])] - expected
+        np.testing.assert_allclose(likelihood[row], gold, atol=1e-5)
+        np.testing.assert_allclose(loss[row], -gold, atol=1e-5)
+        best = max(scores, key=scores.get)
+        assert tuple(decoded[row, kept]) == best
+        assert not decoded[row, mask[row] == 0].any()
+    np.testing.assert_array_equal(crf(emissions, mask=mask), decoded)
