@@ -83,11 +83,23 @@ def _left_align(chain):
         `sum(chain)` entries of each row.
     """
     time = ops.shape(chain)[1]
-    positions = ops.arange(time, dtype="int32")[None]
-    key = ops.where(chain > 0, positions, positions + time)
-    order = ops.cast(ops.argsort(key, axis=1), "int32")
-    count = ops.sum(ops.cast(chain > 0, "int32"), axis=1, keepdims=True)
-    return order, ops.cast(positions < count, "float32")
+    inside = ops.cast(chain > 0, "int32")
+    count = ops.sum(inside, axis=1, keepdims=True)
+    # Where each position goes: the chain's in order, then the others.
+    # (No sort: under XLA on CPU, an argsort here made a MiniLM tagger's
+    # training step about 9 times slower.)
+    destination = ops.where(
+        inside > 0,
+        ops.cumsum(inside, axis=1) - 1,
+        count + ops.cumsum(1 - inside, axis=1) - 1,
+    )
+    # The inverse permutation, exactly, as a product with a one-hot matrix.
+    positions = ops.arange(time, dtype="float32")
+    order = ops.einsum(
+        "bpk,p->bk", ops.one_hot(destination, time, dtype="float32"), positions
+    )
+    arange = ops.arange(time, dtype="int32")[None]
+    return ops.cast(order, "int32"), ops.cast(arange < count, "float32")
 
 
 def _to_positions(chain_tags, chain, mask):
