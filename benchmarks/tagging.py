@@ -1,10 +1,12 @@
 """Token classification quality on real tweets: CRF and softmax heads, full
 fine-tuning and LoRA, over seeds.
 
-No tagged corpus installs here, so the task is built from real text: case
-restoration as span tagging. Each tweet of the bundled corpus is
-lowercased before the model reads it (the MiniLM tokenizer is uncased as
-well), and the model tags the spans its author capitalised mid-sentence:
+No tagged corpus installs here, so the tasks are built from real text.
+
+**Case restoration as span tagging** (`--task case`, the default). Each
+tweet of the bundled corpus is lowercased before the model reads it (the
+MiniLM tokenizer is uncased as well), and the model tags the spans its
+author capitalised mid-sentence:
 
 - `NAME`: a run of Title-case words that do not start a sentence
   ("Southwest Airlines", "Dana Massie", "Global First Class Lounge");
@@ -20,14 +22,25 @@ hidden too, but they are marked by their first character) stay `O`, and so
 does a sentence's first word, the pronoun "I" and its contractions. Tweets
 with more capital than lower-case words (shouting) are left out.
 
+**Punctuation restoration** (`--task punctuation`). Each word loses the
+`,` `.` `!` `?` marks at its end, and is tagged with the mark it had
+(`B-COMMA`, `B-PERIOD`, `B-EXCLAIM`, `B-QUESTION`; `?` over `!` over `.`
+over `,` when several follow one word), or `O`; a word made of marks only
+gives its mark to the word before it. Words are lowercased too. Each
+punctuated word is a one-word span. A standard token task (restoring the
+punctuation of speech transcripts), here on tweets, whose punctuation is
+informal.
+
+The CRF runs over words, with the transitions IOB2 forbids forbidden.
 Each run builds `kfinetune.presets.token_classifier` on the real MiniLM
 (sequence length 64), trains it on 2,000 tweets of a seed's split for a
 few epochs (batch 32, linear decay to zero) and reports entity-level
 micro-F1 (strict span match, `kfinetune.evaluation`), each type's F1 and
 token accuracy on 1,000 test tweets.
 
-    python -m benchmarks.tagging [--methods full_softmax full_crf ...]
-        [--epochs 2] [--seeds 0 1 2] [--limit BATCHES]
+    python -m benchmarks.tagging [--task case|punctuation]
+        [--methods full_softmax full_crf ...] [--epochs 2] [--seeds 0 1 2]
+        [--limit BATCHES] [--tune] [--keep]
 """
 
 import argparse
@@ -56,6 +69,7 @@ BATCH_SIZE = 32
 SEQUENCE_LENGTH = 64
 TRAIN_SIZE = 2000
 TEST_SIZE = 1000
+VALIDATION_SIZE = 500
 TAGS = ("O", "B-ACRONYM", "B-NAME", "I-ACRONYM", "I-NAME")
 # The learning rate of the CRF transitions in full fine-tuning: 100× the
 # encoder's, as BERT-CRF taggers usually train them. At the encoder's
@@ -117,6 +131,54 @@ def tagged_tweets(texts):
     return sentences, tags
 
 
+# Punctuation restoration: the mark that ended each word, one-word spans.
+PUNCTUATION_TAGS = ("O", "B-COMMA", "B-EXCLAIM", "B-PERIOD", "B-QUESTION")
+_MARKS = ",.!?"
+
+
+def _mark(trailing):
+    for mark, kind in (("?", "QUESTION"), ("!", "EXCLAIM"), (".", "PERIOD")):
+        if mark in trailing:
+            return f"B-{kind}"
+    return "B-COMMA" if "," in trailing else "O"
+
+
+def punctuated_tweets(texts):
+    """Lowercased words without their trailing `,.!?` and tags naming the
+    mark each word was followed by (a word of marks only gives its mark to
+    the word before it). Shouting tweets are left out."""
+    sentences, tags = [], []
+    for text in texts:
+        raw = text.split()
+        if not raw or _shouting(raw):
+            continue
+        words, word_tags = [], []
+        for word in raw:
+            core = word.rstrip(_MARKS)
+            mark = _mark(word[len(core) :])
+            if core:
+                words.append(core.lower())
+                word_tags.append(mark)
+            elif words and mark != "O":
+                word_tags[-1] = mark
+        if words:
+            sentences.append(words)
+            tags.append(word_tags)
+    return sentences, tags
+
+
+DATA = {
+    "case": "case-restoration spans (NAME, ACRONYM)",
+    "punctuation": "punctuation restoration (COMMA, PERIOD, QUESTION, "
+    "EXCLAIM after a word)",
+}
+# The tasks: the tags and how tweets become tagged words.
+TASKS = {
+    "case": (TAGS, tagged_tweets),
+    "punctuation": (PUNCTUATION_TAGS, punctuated_tweets),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """One tagger as the benchmark trains it.
@@ -128,12 +190,26 @@ class Method:
         learning_rate: the peak AdamW learning rate of the encoder (and of
             the head).
         note: what trains and why this learning rate.
+        rank: the LoRA rank (alpha is twice the rank).
+        targets: the LoRA targets, a regex; `None` for `LoRAConfig`'s
+            default (query and value).
+        epochs: the epochs of this method, or `None` for `--epochs`.
     """
 
     crf: bool
     lora: bool
     learning_rate: float
     note: str
+    rank: int = 8
+    targets: str = None
+    epochs: int = None
+
+
+# Every dense layer of the encoder blocks: attention and feed-forward.
+ALL_DENSE = (
+    r".*(query|key|value|attention_output|feedforward_intermediate_dense"
+    r"|feedforward_output_dense).*"
+)
 
 
 METHODS = {
@@ -167,6 +243,27 @@ METHODS = {
     ),
 }
 
+# Settings tried for LoRA on this task (`--tune`: scored on validation
+# tweets), not run by default.
+CANDIDATES = {
+    f"lora_r{rank}_{where}_lr{rate:g}_e{epochs}": Method(
+        False,
+        True,
+        rate,
+        f"LoRA r={rank} on {where}, {epochs} epochs",
+        rank=rank,
+        targets=ALL_DENSE if where == "all" else None,
+        epochs=epochs,
+    )
+    for rank in (8, 16)
+    for where in ("qv", "all")
+    for rate in (1e-3, 2e-3, 4e-3)
+    for epochs in (2, 4)
+}
+CANDIDATES["full_softmax_e4"] = Method(
+    False, False, 5e-5, "full fine-tuning, 4 epochs", epochs=4
+)
+
 
 def _optimizer(model, method, steps):
     def schedule(peak):
@@ -190,36 +287,45 @@ def _optimizer(model, method, steps):
     )
 
 
-def run(method, seed, epochs, tokenizer, limit=None):
+def run(method, seed, epochs, tokenizer, limit=None, tune=False, task="case"):
     """Trains and evaluates one tagger with one seed.
+
+    With `tune`, it evaluates on 500 validation tweets instead of the test
+    tweets: settings are chosen there.
 
     Returns:
         A JSON-ready dict of the run's measurements.
     """
     keras.utils.set_random_seed(seed)
+    epochs = method.epochs or epochs
+    tag_names, tagged = TASKS[task]
     data = kfinetune.data.tweet_sentiment(
         classes=3,
         seed=seed,
         train_size=TRAIN_SIZE,
-        validation_size=0,
+        validation_size=VALIDATION_SIZE if tune else 0,
         test_size=TEST_SIZE,
     )
-    train_words, train_tags = tagged_tweets(data.splits["train"].texts)
-    test_words, test_tags = tagged_tweets(data.splits["test"].texts)
+    train_words, train_tags = tagged(data.splits["train"].texts)
+    test_words, test_tags = tagged(
+        data.splits["validation" if tune else "test"].texts
+    )
     if limit is not None:
         test_words = test_words[: limit * BATCH_SIZE]
         test_tags = test_tags[: limit * BATCH_SIZE]
     train = kfinetune.data.align_tags(
-        train_words, train_tags, tokenizer, TAGS, SEQUENCE_LENGTH
+        train_words, train_tags, tokenizer, tag_names, SEQUENCE_LENGTH
     )
     test = kfinetune.data.align_tags(
-        test_words, test_tags, tokenizer, TAGS, SEQUENCE_LENGTH
+        test_words, test_tags, tokenizer, tag_names, SEQUENCE_LENGTH
     )
     # The CRF's chain runs over words (each word's first piece), with the
     # transitions IOB2 forbids (O then I-NAME, ...) forbidden.
-    constraints = kfinetune.data.tag_constraints(TAGS) if method.crf else None
+    constraints = (
+        kfinetune.data.tag_constraints(tag_names) if method.crf else None
+    )
     model = presets.token_classifier(
-        len(TAGS),
+        len(tag_names),
         sequence_length=SEQUENCE_LENGTH,
         crf=method.crf,
         constraints=constraints,
@@ -227,7 +333,13 @@ def run(method, seed, epochs, tokenizer, limit=None):
     if method.lora:
         head = ["emissions", "crf"] if method.crf else ["emissions"]
         model = peft.apply(
-            model, peft.LoRAConfig(rank=8, alpha=16, trainable=head)
+            model,
+            peft.LoRAConfig(
+                rank=method.rank,
+                alpha=2 * method.rank,
+                targets=None if method.targets is None else [method.targets],
+                trainable=head,
+            ),
         )
     dataset = (
         train.dataset(sample_weights=not method.crf, word_mask=method.crf)
@@ -261,13 +373,17 @@ def run(method, seed, epochs, tokenizer, limit=None):
     }
     return {
         "seed": seed,
+        "epochs": epochs,
         "trainable_params": trainable,
         "train_sentences": len(train_words),
         "test_sentences": len(test_words),
         "test_entities": int(sum(scores.support)),
         "entity_f1": scores.micro_f1,
-        "name_f1": per_type.get("NAME", 0.0),
-        "acronym_f1": per_type.get("ACRONYM", 0.0),
+        "type_f1": {
+            name[2:]: per_type.get(name[2:], 0.0)
+            for name in tag_names
+            if name.startswith("B-")
+        },
         "token_accuracy": scores.token_accuracy,
         "fit_seconds": fit_seconds,
     }
@@ -281,12 +397,17 @@ def summarise(method, runs):
 
     return {
         "head": "CRF" if method.crf else "softmax",
-        "training": "LoRA r=8" if method.lora else "full",
+        "training": f"LoRA r={method.rank}" if method.lora else "full",
         "learning rate": f"{method.learning_rate:g}",
         "trainable weights": f"{runs[0]['trainable_params']:,}",
+        "epochs": runs[0]["epochs"],
         "entity F1": cell("entity_f1"),
-        "NAME F1": cell("name_f1"),
-        "ACRONYM F1": cell("acronym_f1"),
+        **{
+            f"{kind} F1": harness.format_mean_std(
+                [r["type_f1"][kind] for r in runs]
+            )
+            for kind in runs[0]["type_f1"]
+        },
         "token accuracy": cell("token_accuracy"),
         "fit (s)": f"{np.mean([r['fit_seconds'] for r in runs]):.0f}",
         "measured": datetime.date.today().isoformat(),
@@ -302,8 +423,12 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--methods", nargs="+", choices=list(METHODS), default=list(METHODS)
+        "--methods",
+        nargs="+",
+        choices=[*METHODS, *CANDIDATES],
+        default=list(METHODS),
     )
+    parser.add_argument("--task", choices=list(TASKS), default="case")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -318,39 +443,57 @@ def main(argv=None):
         help="keep the rows of the methods not run from the last results "
         "(each row says when it was measured)",
     )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="score on 500 validation tweets instead of the test tweets, "
+        "and write nothing (for choosing settings)",
+    )
     args = parser.parse_args(argv)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     tokenizer = keras_hub.models.BertTokenizer.from_preset(
         str(presets.minilm_path())
     )
     results = {}
-    path = harness.RESULTS_DIR / "tagging.json"
+    name = "tagging" if args.task == "case" else f"tagging_{args.task}"
+    path = harness.RESULTS_DIR / f"{name}.json"
     if args.keep and path.exists():
         previous = json.loads(path.read_text())
         measured = previous["machine"]["date_utc"][:10]
-        for name, row in previous["results"].items():
-            if name not in args.methods:
-                results[name] = {"measured": measured, **row}
-    for name in args.methods:
-        method = METHODS[name]
+        for method_name, row in previous["results"].items():
+            if method_name not in args.methods:
+                results[method_name] = {"measured": measured, **row}
+    for method_name in args.methods:
+        method = METHODS.get(method_name) or CANDIDATES[method_name]
         runs = []
         for seed in args.seeds:
-            result = run(method, seed, args.epochs, tokenizer, args.limit)
+            result = run(
+                method,
+                seed,
+                args.epochs,
+                tokenizer,
+                args.limit,
+                args.tune,
+                args.task,
+            )
             runs.append(result)
+            types = ", ".join(
+                f"{kind} {value:.3f}"
+                for kind, value in result["type_f1"].items()
+            )
             print(
-                f"{name} seed {seed}: entity F1 {result['entity_f1']:.3f} "
-                f"(NAME {result['name_f1']:.3f}, ACRONYM "
-                f"{result['acronym_f1']:.3f}), token accuracy "
+                f"{method_name} seed {seed}: entity F1 "
+                f"{result['entity_f1']:.3f} ({types}), token accuracy "
                 f"{result['token_accuracy']:.3f}, fit "
                 f"{result['fit_seconds']:.0f} s",
                 flush=True,
             )
-        results[name] = summarise(method, runs)
+        results[method_name] = summarise(method, runs)
     payload = {
         "description": harness.description(__doc__),
         "parameters": {
             "model": "all-MiniLM-L6-v2 (token_classifier)",
-            "data": "case-restoration spans (NAME, ACRONYM) in "
+            "data": f"{DATA[args.task]} in "
             f"tweet_sentiment(classes=3, seed=seed): {TRAIN_SIZE} train, "
             f"{TEST_SIZE} test tweets, lowercased, shouting left out",
             "batch_size": BATCH_SIZE,
@@ -363,7 +506,10 @@ def main(argv=None):
         },
         "results": results,
     }
-    harness.write_json("tagging", payload)
+    if args.tune:
+        print(report.render_results(name, payload))
+        return
+    harness.write_json(name, payload)
     print(report.render_results("tagging", payload))
 
 
