@@ -141,7 +141,9 @@ def run(method, seed, epochs, train_size, limit=None):
     )
     if limit is not None:
         batches = batches.take(limit)
-    steps = epochs * int(batches.cardinality())
+    # A mix's size is unknown to tf.data: count its batches (a negative
+    # cardinality made the learning-rate decay meaningless).
+    steps = epochs * sum(1 for _ in batches)
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(
         optimizer=keras.optimizers.AdamW(
