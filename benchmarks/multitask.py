@@ -19,6 +19,10 @@ trainable because `peft.apply` keeps the task heads by default. AdamW with
 linear decay to zero, batch 32; each task is scored on its own test
 tweets (accuracy and macro-F1, `kfinetune.multitask.evaluate`).
 
+Not yet in `make quality`: its runs so far stayed at the majority class
+even for sentiment alone, which `examples/multitask_tweets.py` learns, so
+something in this script is still wrong (under investigation).
+
     python -m benchmarks.multitask [--methods single_sentiment ...]
         [--epochs 2] [--seeds 0 1 2] [--train-size 2000] [--limit BATCHES]
 """
