@@ -17,7 +17,8 @@ reads IOB2 or IOBES: convert IOB1 when reading it
 from kfinetune import checks
 
 SCHEMES = ("IOB1", "IOB2", "BIO", "IOBES")
-_PREFIXES = {
+# The prefixes each scheme allows, besides the plain `O` tag.
+PREFIXES = {
     "IOB1": ("B", "I"),
     "IOB2": ("B", "I"),
     "BIO": ("B", "I"),
@@ -25,12 +26,12 @@ _PREFIXES = {
 }
 
 
-def _split(tag):
+def split_tag(tag):
     """`(prefix, type)`, or `("O", None)`; `None` for a malformed tag."""
     if tag == "O":
         return "O", None
     prefix, dash, kind = str(tag).partition("-")
-    if not dash or not kind:
+    if not dash or not kind or prefix == "O":
         return None
     return prefix, kind
 
@@ -38,11 +39,11 @@ def _split(tag):
 def _parse(tags, scheme, where):
     parsed = []
     for position, tag in enumerate(tags):
-        split = _split(tag)
+        split = split_tag(tag)
         if split is None or (
-            split[0] != "O" and split[0] not in _PREFIXES[scheme]
+            split[0] != "O" and split[0] not in PREFIXES[scheme]
         ):
-            allowed = ", ".join(f"{p}-TYPE" for p in _PREFIXES[scheme])
+            allowed = ", ".join(f"{p}-TYPE" for p in PREFIXES[scheme])
             raise ValueError(
                 f"{where}, word {position}: tags of scheme {scheme!r} are O "
                 f"or {allowed}. Received: tag={tag!r}"

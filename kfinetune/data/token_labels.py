@@ -69,9 +69,6 @@ class TokenLabels:
         first_word: per row, the index in its sentence of its first word.
             Defaults to 0 for every row.
         has_tags: whether the labels come from tags. Defaults to `True`.
-        word_mask: int32 `(rows, sequence_length)`, 1 on the first piece
-            of every word, else 0 (with or without tags). Defaults to the
-            positions in `word_starts`.
 
     Example:
 
@@ -91,7 +88,6 @@ class TokenLabels:
     sentence_index: tuple = None
     first_word: tuple = None
     has_tags: bool = True
-    word_mask: np.ndarray = None
 
     def __post_init__(self):
         rows = len(self.word_starts)
@@ -99,11 +95,16 @@ class TokenLabels:
             object.__setattr__(self, "sentence_index", tuple(range(rows)))
         if self.first_word is None:
             object.__setattr__(self, "first_word", (0,) * rows)
-        if self.word_mask is None:
-            word_mask = np.zeros(self.labels.shape, "int32")
-            for row, starts in enumerate(self.word_starts):
-                word_mask[row, list(starts)] = 1
-            object.__setattr__(self, "word_mask", word_mask)
+
+    @property
+    def word_mask(self):
+        """int32 `(rows, sequence_length)`: 1 on the first piece of every
+        word (the positions in `word_starts`), else 0, with or without
+        tags."""
+        word_mask = np.zeros(self.labels.shape, "int32")
+        for row, starts in enumerate(self.word_starts):
+            word_mask[row, list(starts)] = 1
+        return word_mask
 
     @property
     def word_inputs(self):

@@ -6,22 +6,21 @@ import dataclasses
 import numpy as np
 
 from kfinetune import checks
+from kfinetune.data import tag_schemes
 
-# The prefixes each scheme allows, besides the plain `O` tag.
+# The schemes entity metrics read (IOB1 is converted when read).
 SCHEMES = {
-    "BIO": ("B", "I"),
-    "IOB2": ("B", "I"),
-    "IOBES": ("B", "I", "E", "S"),
+    name: prefixes
+    for name, prefixes in tag_schemes.PREFIXES.items()
+    if name != "IOB1"
 }
 
 
 def _parse(tag, scheme, sentence, position, name):
     """Splits `tag` into `(prefix, type)`; `("O", None)` for outside."""
-    if tag == "O":
-        return "O", None
-    prefix, dash, entity_type = str(tag).partition("-")
-    if dash and prefix in SCHEMES[scheme] and entity_type:
-        return prefix, entity_type
+    split = tag_schemes.split_tag(tag)
+    if split is not None and (split[0] == "O" or split[0] in SCHEMES[scheme]):
+        return split
     allowed = ", ".join(f"{p}-TYPE" for p in SCHEMES[scheme])
     raise ValueError(
         f"Unknown tag for scheme={scheme!r} in `{name}` (sentence "

@@ -107,8 +107,7 @@ def _to_positions(chain_tags, chain, mask):
     last chain position at or before it (a word's continuation pieces get
     its tag); positions before the first chain position, and padding, get
     0."""
-    rank = ops.cast(ops.cumsum(ops.cast(chain > 0, "int32"), axis=1), "int32")
-    rank = rank - 1
+    rank = ops.cumsum(ops.cast(chain > 0, "int32"), axis=1) - 1
     tags = ops.take_along_axis(chain_tags, ops.maximum(rank, 0), axis=1)
     inside = ops.logical_and(rank >= 0, mask > 0)
     return ops.where(inside, tags, ops.zeros_like(tags))
@@ -530,10 +529,7 @@ class CRF(keras.layers.Layer):
         positions = mask
         if chain_mask is not None:
             positions = ops.cast(chain_mask, "float32") * mask
-        order, chain = _left_align(positions)
-        chain_emissions = ops.take_along_axis(
-            emissions, order[:, :, None], axis=1
-        )
+        chain_emissions, order, chain, _ = _chain(emissions, positions)
         if not training:
             tags = _decode(chain_emissions, chain, *self._parameters())
             return _to_positions(tags, positions, mask)

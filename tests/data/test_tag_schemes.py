@@ -53,6 +53,7 @@ def test_iob1_becomes_iob2():
         (["O", "B-PER"], "IOB1", "B-X only starts an entity right after"),
         (["E-PER"], "IOB2", "tags of scheme 'IOB2' are O or B-TYPE, I-TYPE"),
         (["PER"], "IOBES", "Received: tag='PER'"),
+        (["O-PER"], "IOB2", "Received: tag='O-PER'"),
     ],
 )
 def test_invalid_tags_are_named(tags, scheme, message):
