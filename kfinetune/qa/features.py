@@ -2,7 +2,9 @@
 of BERT inputs with the answer's start and end token."""
 
 import dataclasses
+import functools
 import re
+import sys
 import unicodedata
 
 import numpy as np
@@ -84,14 +86,18 @@ def _token_ids(tokenizer, texts):
     return [[int(i) for i in ids] for ids in tokenizer(list(texts))]
 
 
+def _folded(char):
+    # What `tf_text.case_fold_utf8` does: NFKC, then case folding.
+    return unicodedata.normalize("NFKC", char).casefold()
+
+
 def _normalised(word, lowercase):
     """The word as the tokenizer reads it, and for each of its characters
     the index of the word's character it came from."""
     chars, origin = [], []
     for index, char in enumerate(word):
         if lowercase:
-            # What `tf_text.case_fold_utf8` does: NFKC, then case folding.
-            char = unicodedata.normalize("NFKC", char).casefold()
+            char = _folded(char)
         chars.append(char)
         origin.extend([index] * len(char))
     return "".join(chars), origin
@@ -123,7 +129,34 @@ def _piece_spans(word, pieces, lowercase):
     return spans
 
 
-def _piece_texts(tokenizer):
+@functools.cache
+def folded_characters():
+    """The characters that lower-casing changes in `_normalised`: their
+    code points, sorted, and the text each becomes.
+
+    `kfinetune.export.export_question_answerer` matches pieces in a
+    TensorFlow graph with this table, so that it reads words as
+    `prepare_features` does.
+    """
+    codes, texts = [], []
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # Surrogates: never in a word, nor in decoded UTF-8.
+        folded = _folded(chr(code))
+        if folded != chr(code):
+            codes.append(code)
+            texts.append(folded)
+    return tuple(codes), tuple(texts)
+
+
+@functools.cache
+def whitespace():
+    """The code points that separate the words of a context (`_WORD`
+    matches runs of anything else: `re` follows `str.isspace`), sorted."""
+    return tuple(c for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
+def piece_texts(tokenizer):
     """Each token id's text as it appears in a word (`##` stripped, `None`
     for the unknown token and the special tokens)."""
     suffix = getattr(tokenizer, "suffix_indicator", "##")
@@ -142,7 +175,7 @@ def _piece_texts(tokenizer):
     return texts
 
 
-def _context_tokens(tokenizer, piece_texts, context, cache):
+def _context_tokens(tokenizer, texts_by_id, context, cache):
     """The context's word pieces with the character span of each piece.
 
     keras-hub's WordPiece tokenizer does not report offsets. Tokenizing
@@ -155,7 +188,7 @@ def _context_tokens(tokenizer, piece_texts, context, cache):
     for word, pieces in zip(
         missing, _token_ids(tokenizer, missing), strict=True
     ):
-        texts = [piece_texts[i] for i in pieces]
+        texts = [texts_by_id[i] for i in pieces]
         cache[word] = (pieces, _piece_spans(word, texts, lowercase))
     ids, spans = [], []
     for a, b in words:
@@ -250,7 +283,7 @@ def prepare_features(
     pad = tokenizer.pad_token_id
     questions = _token_ids(tokenizer, [e.question for e in examples])
     rows, cache = [], {}
-    piece_texts = _piece_texts(tokenizer)
+    texts_by_id = piece_texts(tokenizer)
     for index, example in enumerate(examples):
         question = questions[index][:max_question_length]
         room = sequence_length - len(question) - 3
@@ -262,7 +295,7 @@ def prepare_features(
                 f"Received: max_question_length={max_question_length}"
             )
         ids, spans = _context_tokens(
-            tokenizer, piece_texts, example.context, cache
+            tokenizer, texts_by_id, example.context, cache
         )
         answer = _answer_tokens(spans, example)
         step = min(document_stride, room)

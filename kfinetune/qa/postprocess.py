@@ -21,6 +21,40 @@ def _best_span(start, end, offsets, max_answer_length):
     return float(s[i, j]), context[i], context[j]
 
 
+def check_no_answer_options(allow_no_answer, null_score_threshold):
+    """Checks `allow_no_answer` and `null_score_threshold`.
+
+    Returns:
+        The threshold as a float: `null_score_threshold`, or 0.0 when it
+        is `None`.
+
+    Raises:
+        ValueError: `allow_no_answer` is not a bool, or
+            `null_score_threshold` is not a finite number or is given
+            without `allow_no_answer`.
+    """
+    checks.boolean("allow_no_answer", allow_no_answer)
+    if null_score_threshold is None:
+        return 0.0
+    if not allow_no_answer:
+        raise ValueError(
+            "`null_score_threshold` decides when to answer nothing, "
+            "which only `allow_no_answer=True` does. Received: "
+            f"null_score_threshold={null_score_threshold!r} with "
+            "allow_no_answer=False"
+        )
+    if (
+        isinstance(null_score_threshold, bool)
+        or not isinstance(null_score_threshold, numbers.Real)
+        or not math.isfinite(null_score_threshold)
+    ):
+        raise ValueError(
+            "`null_score_threshold` must be a finite number. Received: "
+            f"null_score_threshold={null_score_threshold!r}"
+        )
+    return float(null_score_threshold)
+
+
 def postprocess(
     features,
     start_logits,
@@ -72,25 +106,7 @@ def postprocess(
     ```
     """
     checks.positive_integer("max_answer_length", max_answer_length)
-    checks.boolean("allow_no_answer", allow_no_answer)
-    if null_score_threshold is not None:
-        if not allow_no_answer:
-            raise ValueError(
-                "`null_score_threshold` decides when to answer nothing, "
-                "which only `allow_no_answer=True` does. Received: "
-                f"null_score_threshold={null_score_threshold!r} with "
-                "allow_no_answer=False"
-            )
-        if (
-            isinstance(null_score_threshold, bool)
-            or not isinstance(null_score_threshold, numbers.Real)
-            or not math.isfinite(null_score_threshold)
-        ):
-            raise ValueError(
-                "`null_score_threshold` must be a finite number. Received: "
-                f"null_score_threshold={null_score_threshold!r}"
-            )
-    threshold = float(null_score_threshold or 0.0)
+    threshold = check_no_answer_options(allow_no_answer, null_score_threshold)
     start_logits = np.asarray(start_logits, "float64")
     end_logits = np.asarray(end_logits, "float64")
     for name, logits in (

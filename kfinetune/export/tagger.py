@@ -1,120 +1,10 @@
-"""Export a keras-hub text classifier or a tagger as a SavedModel that
-reads raw text.
-
-`model.export` serves the model's own inputs (token ids, padding mask); a
-deployed classifier should take strings. This puts the preprocessor (the
-tokenizer and packer) into the SavedModel graph.
-"""
+"""`export_tagger`: a token classifier as a SavedModel that reads raw text
+and returns one tag per word."""
 
 import keras
 import tensorflow as tf
 
-
-def export_text_classifier(model, filepath, class_names=None, verbose=True):
-    """Exports a text classifier with its preprocessor as a SavedModel.
-
-    The SavedModel's `serve` endpoint (also its `serving_default`
-    signature) takes a 1-D `tf.string` tensor of texts and returns a dict:
-    `outputs` (what `model.predict` returns for those texts: logits unless
-    the model has an activation), `class_ids` (the arg-max) and, when
-    `class_names` are given, `labels` (the class names as strings).
-
-    The tokenizer uses TensorFlow Text ops: load the SavedModel with
-    `load_text_classifier`, which registers them first.
-
-    Args:
-        model: a built keras-hub `TextClassifier` with a `preprocessor`.
-        filepath: the folder to write.
-        class_names: optional class names, one per model output.
-        verbose: print the endpoint summary. Defaults to `True`.
-
-    Raises:
-        ValueError: the model has no preprocessor, or `class_names` does not
-            match the number of outputs.
-
-    Example:
-
-    ```python
-    model = kfinetune.presets.text_classifier(num_classes=2)
-    kfinetune.export.export_text_classifier(
-        model, "exported/", class_names=["negative", "positive"])
-    reloaded = kfinetune.export.load_text_classifier("exported/")
-    reloaded.serve(tf.constant(["what a great day"]))["labels"]
-    ```
-    """
-    preprocessor = getattr(model, "preprocessor", None)
-    if preprocessor is None:
-        raise ValueError(
-            "`model` has no preprocessor, so the export could not read raw "
-            "text. Attach one (`model.preprocessor = ...`) or build the model "
-            "with `kfinetune.presets.text_classifier`. "
-            f"Received: model={model.name!r} with preprocessor=None"
-        )
-    num_outputs = model.outputs[0].shape[-1]
-    if class_names is not None and len(class_names) != num_outputs:
-        raise ValueError(
-            f"`class_names` must hold one name per model output "
-            f"({num_outputs}). Received: class_names={list(class_names)!r}"
-        )
-    names = None if class_names is None else tf.constant(list(class_names))
-
-    def serve(texts):
-        outputs = model(preprocessor(texts), training=False)
-        class_ids = tf.argmax(outputs, axis=-1, output_type=tf.int32)
-        result = {"outputs": outputs, "class_ids": class_ids}
-        if names is not None:
-            result["labels"] = tf.gather(names, class_ids)
-        return result
-
-    if not preprocessor.built:
-        # The export archive only tracks built layers; a preprocessor
-        # builds on its first call.
-        preprocessor(tf.constant([""]))
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(preprocessor)
-    archive.add_endpoint(
-        "serve", serve, input_signature=[tf.TensorSpec([None], tf.string)]
-    )
-    archive.write_out(str(filepath), verbose=verbose)
-
-
-def load_text_classifier(filepath):
-    """Loads a SavedModel written by `export_text_classifier`.
-
-    Imports `tensorflow_text` first so that the tokenizer's ops are
-    registered (a plain `tf.saved_model.load` fails without it).
-
-    Args:
-        filepath: the exported folder.
-
-    Returns:
-        The loaded object; call `.serve(tf.constant([...]))`.
-    """
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
-
-    return tf.saved_model.load(str(filepath))
-
-
-def _word_pieces(tokenizer, words, room):
-    """Ragged `(words, pieces)` ids of a flat string tensor of words: at
-    most `room` pieces a word, and the out-of-vocabulary id for a word the
-    tokenizer erases (as `kfinetune.data.align_tags` does)."""
-    pieces = tokenizer(words)
-    if not isinstance(pieces, tf.RaggedTensor):
-        pieces = tf.RaggedTensor.from_tensor(pieces)
-    pieces = tf.cast(pieces, tf.int32)[:, :room]
-    unknown = tokenizer.token_to_id(tokenizer.oov_token)
-    lengths = pieces.row_lengths()
-    filler = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.size(lengths)], tf.constant(unknown, tf.int32)),
-        tf.ones_like(lengths),
-    )
-    padded = tf.concat([pieces, filler], axis=1)
-    keep = tf.ragged.range(padded.row_lengths()) < tf.expand_dims(
-        tf.maximum(lengths, 1), 1
-    )
-    return tf.ragged.boolean_mask(padded, keep)
+from kfinetune.export import pieces as pieces_lib
 
 
 def _windows(sentence_ids, counts, room):
@@ -248,7 +138,7 @@ def export_tagger(
     def serve(texts):
         words = tf.strings.split(texts)
         flat_words = words.flat_values
-        pieces = _word_pieces(tokenizer, flat_words, room)
+        pieces = pieces_lib.word_pieces(tokenizer, flat_words, room)
         counts = pieces.row_lengths()
         windows = _windows(words.value_rowids(), counts, room)
         num_windows = tf.reduce_max(tf.concat([[-1], windows], 0)) + 1

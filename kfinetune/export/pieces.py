@@ -1,0 +1,30 @@
+"""Word pieces in a serving graph: the token ids of strings, and the
+pieces of words as `kfinetune.data.align_tags` gives them."""
+
+import tensorflow as tf
+
+
+def token_ids(tokenizer, texts):
+    """Ragged int32 `(texts, tokens)` ids of a flat string tensor."""
+    ids = tokenizer(texts)
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids)
+    return tf.cast(ids, tf.int32)
+
+
+def word_pieces(tokenizer, words, room):
+    """Ragged `(words, pieces)` ids of a flat string tensor of words: at
+    most `room` pieces a word, and the out-of-vocabulary id for a word the
+    tokenizer erases (as `kfinetune.data.align_tags` does)."""
+    pieces = token_ids(tokenizer, words)[:, :room]
+    unknown = tokenizer.token_to_id(tokenizer.oov_token)
+    lengths = pieces.row_lengths()
+    filler = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.size(lengths)], tf.constant(unknown, tf.int32)),
+        tf.ones_like(lengths),
+    )
+    padded = tf.concat([pieces, filler], axis=1)
+    keep = tf.ragged.range(padded.row_lengths()) < tf.expand_dims(
+        tf.maximum(lengths, 1), 1
+    )
+    return tf.ragged.boolean_mask(padded, keep)
