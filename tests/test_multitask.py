@@ -1,4 +1,5 @@
 import keras
+import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -296,6 +297,7 @@ def test_check_names_a_task_without_a_head_and_a_head_without_data():
         ({"sentiment": "two"}, r"Received: heads\['sentiment'\]='two'"),
         ({"2nd": 2}, "Received: task='2nd'"),
         ({"a": 2, "a_dropout": 2}, "Received: task='a_dropout'"),
+        ({"a": 2, "a_mean": 2}, "Received: task='a_mean'"),
     ],
 )
 def test_build_rejects_bad_heads(heads, message):
@@ -324,5 +326,56 @@ def test_build_rejects_a_task_model_and_names_its_backbone():
     ],
 )
 def test_head_specs_validate_their_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_mean_pooling_head_reads_the_mean_over_the_padding_mask(tmp_path):
+    backbone = testing.small_bert_backbone()
+    model = multitask.build(
+        backbone,
+        {"score": multitask.Regression(dropout=0.0, pooling="mean")},
+    )
+    x = testing.small_bert_inputs(4, SEQUENCE_LENGTH, seed=1)
+    mask = x["padding_mask"].astype("float32")[..., None]
+    sequence = backbone.predict(x, verbose=0)["sequence_output"]
+    mean = (sequence * mask).sum(1) / mask.sum(1)
+    head = model.get_layer("score")
+    expected = mean @ keras.ops.convert_to_numpy(head.kernel) + (
+        keras.ops.convert_to_numpy(head.bias)
+    )
+    predicted = model.predict(x, verbose=0)["score"]
+    np.testing.assert_allclose(predicted, expected, atol=1e-5)
+    # Padding tokens do not count: changing them changes nothing.
+    padded = dict(x, token_ids=np.where(x["padding_mask"], x["token_ids"], 7))
+    np.testing.assert_allclose(
+        model.predict(padded, verbose=0)["score"], predicted, atol=1e-5
+    )
+    model.save(tmp_path / "mean.keras")
+    reloaded = keras.models.load_model(tmp_path / "mean.keras")
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0)["score"], predicted, atol=1e-5
+    )
+
+
+def test_mean_pooling_needs_a_padding_mask():
+    x = keras.Input((SEQUENCE_LENGTH, 8), name="features")
+    backbone = keras_hub.models.Backbone(
+        inputs=x, outputs={"sequence_output": keras.layers.Dense(8)(x)}
+    )
+    with pytest.raises(ValueError, match="needs the backbone's `padding_mask`"):
+        multitask.build(
+            backbone, {"s": multitask.Classification(pooling="mean")}
+        )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: multitask.Classification(2, pooling="max"), "pooling='max'"),
+        (lambda: multitask.Regression(pooling="cls"), "pooling='cls'"),
+    ],
+)
+def test_sentence_heads_validate_their_pooling(make, message):
     with pytest.raises(ValueError, match=message):
         make()

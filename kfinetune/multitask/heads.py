@@ -7,12 +7,16 @@ functional Keras model that does not keep them.
 
 from kfinetune import checks
 
+# How a sentence-level head reads a sentence from the backbone.
+POOLINGS = ("pooler", "mean")
+
 
 class Head:
     """Base class of the head specs.
 
     Subclasses set `features` (the backbone output the head reads,
-    `"pooled_output"` or `"sequence_output"`) and `units`.
+    `"pooled_output"` or `"sequence_output"`) and `units`; a sentence-level
+    head also sets `pooling`.
 
     Args:
         dropout: dropout rate applied to the features before the head's
@@ -37,13 +41,21 @@ class Head:
 class Classification(Head):
     """A sentence-level classification head: one logit per class.
 
-    Reads the backbone's `pooled_output` (BERT's `[CLS]` representation).
     Targets are integer class ids; train with
     `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
 
     Args:
         num_classes: the number of classes, at least 2. Defaults to `2`.
         dropout: see `Head`. Defaults to `0.1`.
+        pooling: how the head reads the sentence. `"pooler"`: the
+            backbone's `pooled_output` (BERT's pooler over `[CLS]`, what
+            keras-hub's classifiers read), or `"mean"`: the mean of
+            `sequence_output` over the tokens of the padding mask.
+            Sentence-embedding checkpoints were trained with mean pooling,
+            not with their pooler: on all-MiniLM-L6-v2 (a
+            sentence-transformers model) the pooler's output hardly varies
+            between sentences (see the multi-task guide). Defaults to
+            `"pooler"`.
 
     Example:
 
@@ -52,12 +64,16 @@ class Classification(Head):
     ```
     """
 
-    features = "pooled_output"
-
-    def __init__(self, num_classes=2, dropout=0.1):
+    def __init__(self, num_classes=2, dropout=0.1, pooling="pooler"):
         checks.at_least("num_classes", num_classes, 2, integer=True)
+        _check_pooling(pooling)
         super().__init__(dropout=dropout)
         self.num_classes = num_classes
+        self.pooling = pooling
+
+    @property
+    def features(self):
+        return _pooled_features(self.pooling)
 
     @property
     def units(self):
@@ -99,21 +115,42 @@ class TokenClassification(Head):
 class Regression(Head):
     """A sentence-level regression head: one real output.
 
-    Reads the backbone's `pooled_output`; the output has shape `(batch, 1)`.
-    Targets are floats; train with e.g. `"mse"`.
+    The output has shape `(batch, 1)`. Targets are floats; train with e.g.
+    `"mse"`.
 
     Args:
         dropout: see `Head`. Defaults to `0.1`.
+        pooling: how the head reads the sentence: see `Classification`.
+            Defaults to `"pooler"`.
 
     Example:
 
     ```python
-    heads = {"score": kfinetune.multitask.Regression()}
+    heads = {"score": kfinetune.multitask.Regression(pooling="mean")}
     ```
     """
 
-    features = "pooled_output"
+    def __init__(self, dropout=0.1, pooling="pooler"):
+        _check_pooling(pooling)
+        super().__init__(dropout=dropout)
+        self.pooling = pooling
+
+    @property
+    def features(self):
+        return _pooled_features(self.pooling)
 
     @property
     def units(self):
         return 1
+
+
+def _check_pooling(pooling):
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"`pooling` must be one of {', '.join(map(repr, POOLINGS))}. "
+            f"Received: pooling={pooling!r}"
+        )
+
+
+def _pooled_features(pooling):
+    return "pooled_output" if pooling == "pooler" else "sequence_output"

@@ -40,14 +40,29 @@ def _check_heads(heads, backbone):
                 f"digits and _. Received: task={task!r}"
             )
         specs[task] = _head_spec(task, spec)
-    names = [backbone.name, *specs, *(f"{task}_dropout" for task in specs)]
+    names = [
+        backbone.name,
+        *specs,
+        *(f"{task}_{layer}" for task in specs for layer in ("dropout", "mean")),
+    ]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise ValueError(
             "Task names must differ from the backbone's name and from the "
-            "other heads' `<task>_dropout` layers. "
+            "other heads' `<task>_dropout` and `<task>_mean` layers. "
             f"Received: task={clashes[0]!r}"
         )
+    inputs = backbone.input
+    for task, spec in specs.items():
+        if getattr(spec, "pooling", None) == "mean" and not (
+            isinstance(inputs, dict) and "padding_mask" in inputs
+        ):
+            raise ValueError(
+                f'The head of task {task!r} pools with `pooling="mean"`, '
+                "which needs the backbone's `padding_mask` input; "
+                f"{backbone.name!r} has none. Received: "
+                f"heads[{task!r}]={spec!r}"
+            )
     return specs
 
 
@@ -71,7 +86,9 @@ def build(backbone, heads, name="multitask"):
     inputs (for BERT: the dict of `token_ids`, `segment_ids` and
     `padding_mask` that a keras-hub preprocessor produces) whose output is a
     dict keyed by task name. Each head is a dropout layer named
-    `<task>_dropout` and a dense layer named `<task>` (its logits or value).
+    `<task>_dropout` and a dense layer named `<task>` (its logits or value),
+    after a `GlobalAveragePooling1D` named `<task>_mean` for a head with
+    `pooling="mean"`.
     It saves as `.keras`, exports as a SavedModel, and compiles with dicts
     keyed by task name, so Keras logs `<task>_loss` and `<task>_<metric>`.
     Pass the metrics as `weighted_metrics`: Keras applies sample weights,
@@ -134,6 +151,10 @@ def build(backbone, heads, name="multitask"):
     outputs = {}
     for task, spec in specs.items():
         x = _features(backbone, features, spec)
+        if getattr(spec, "pooling", None) == "mean":
+            x = keras.layers.GlobalAveragePooling1D(
+                dtype=backbone.dtype_policy, name=f"{task}_mean"
+            )(x, mask=inputs["padding_mask"])
         x = keras.layers.Dropout(
             spec.dropout, dtype=backbone.dtype_policy, name=f"{task}_dropout"
         )(x)

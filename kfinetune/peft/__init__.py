@@ -22,6 +22,7 @@ from kfinetune.peft.config import PEFTConfig
 from kfinetune.peft.hf import load_hf
 from kfinetune.peft.hf import save_hf
 from kfinetune.peft.ia3 import IA3Config
+from kfinetune.peft.lora import ALL_LINEAR
 from kfinetune.peft.lora import LoRAConfig
 from kfinetune.peft.merging import merge
 from kfinetune.peft.merging import merge_and_unload
@@ -39,6 +40,7 @@ from kfinetune.peft.summary import summary
 from kfinetune.peft.task_heads import task_heads
 
 __all__ = [
+    "ALL_LINEAR",
     "AdapterConfig",
     "IA3Config",
     "LoRAConfig",

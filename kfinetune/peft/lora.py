@@ -7,6 +7,14 @@ from kfinetune.layers import lora
 from kfinetune.peft import config
 from kfinetune.peft import injected
 
+# Every dense layer of a keras-hub transformer block: the attention's
+# query, key, value and output projections and both feed-forward layers
+# (what PEFT's `target_modules="all-linear"` picks in an encoder).
+ALL_LINEAR = (
+    r".*/(query|key|value|attention_output|feedforward_intermediate_dense"
+    r"|feedforward_output_dense)"
+)
+
 
 @config.register
 class LoRAConfig(config.PEFTConfig):
@@ -26,7 +34,9 @@ class LoRAConfig(config.PEFTConfig):
         targets: layer paths or regular expressions of the layers to adapt.
             Defaults to the attention query and value projections of
             keras-hub transformers (`r".*/(query|value)"`), as in the LoRA
-            paper.
+            paper; `[kfinetune.peft.ALL_LINEAR]` adapts every dense layer
+            of each transformer block, which token tasks need (see the
+            sequence-labelling guide).
         trainable: see `PEFTConfig`.
 
     Example:

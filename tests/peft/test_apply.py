@@ -82,6 +82,27 @@ def test_trainable_parameters_follow_the_lora_formula(data):
     assert set(info["other_trainable"]) == {"logits/kernel", "logits/bias"}
 
 
+def test_all_linear_targets_every_dense_layer_of_each_block():
+    model = peft.apply(
+        testing.small_bert_classifier(),
+        peft.LoRAConfig(rank=2, targets=[peft.ALL_LINEAR]),
+    )
+    info = peft.summary(model, print_fn=lambda line: None)
+    names = sorted(
+        {path.split("/")[-2] for path in info["adapters"]["default"]["layers"]}
+    )
+    assert names == [
+        "attention_output",
+        "feedforward_intermediate_dense",
+        "feedforward_output_dense",
+        "key",
+        "query",
+        "value",
+    ]
+    # Two blocks of six; the pooler and the head are not block layers.
+    assert len(info["adapters"]["default"]["layers"]) == 12
+
+
 def test_houlsby_adapter_formula_and_layer_norm_option():
     model = peft.apply(
         testing.small_bert_classifier(),
