@@ -70,7 +70,7 @@ bench: $(INSTALLED)
 # many hours on two CPU cores in all (active learning and augmentation
 # take the longest). Each benchmark alone:
 # python -m benchmarks.NAME (--help lists its options).
-QUALITY := quality tagging domain_adaptation few_shot augmentation \
+QUALITY := quality tagging multitask domain_adaptation few_shot augmentation \
   incremental active_learning distillation
 
 quality: $(INSTALLED)
