@@ -10,12 +10,13 @@ Both tasks read the same tweets of `tweet_sentiment(classes=3)`:
   (`TokenClassification(5)`) over the lowercased tweet (the tokenizer is
   uncased, so both tasks see the same pieces).
 
-Each task learns alone at this budget (sentiment about 0.83 accuracy
-against a majority share of 0.57; case spans about 0.58 entity F1). An
-earlier pairing, sentiment with the airline a tweet is addressed to (its
-@handles removed), did not: the airline alone stayed at the majority
-share (0.232 against 0.242, seed 0), which is why
-`examples/multitask_tweets.py` reports it at the majority share.
+Each task learns alone: sentiment reached 0.832 accuracy against a
+majority share of 0.569 (5e-5, 2 epochs, seed 0), the case spans 0.588
+entity F1 in the tagging benchmark. An earlier pairing, sentiment with
+the airline a tweet is addressed to (its @handles removed), did not: the
+airline alone stayed at the majority share (0.232 against 0.242, seed
+0), which is why `examples/multitask_tweets.py` reports it at the
+majority share.
 
 Every model is `kfinetune.multitask.build` on the real MiniLM (sequence
 length 64) with one head per task it learns: one head for a single-task
