@@ -24,6 +24,7 @@ class Head:
     """
 
     features = None
+    pooling = None
 
     def __init__(self, dropout=0.1):
         checks.in_range("dropout", dropout, 0, 1)
@@ -66,7 +67,7 @@ class Classification(Head):
 
     def __init__(self, num_classes=2, dropout=0.1, pooling="pooler"):
         checks.at_least("num_classes", num_classes, 2, integer=True)
-        _check_pooling(pooling)
+        checks.one_of("pooling", pooling, POOLINGS)
         super().__init__(dropout=dropout)
         self.num_classes = num_classes
         self.pooling = pooling
@@ -131,7 +132,7 @@ class Regression(Head):
     """
 
     def __init__(self, dropout=0.1, pooling="pooler"):
-        _check_pooling(pooling)
+        checks.one_of("pooling", pooling, POOLINGS)
         super().__init__(dropout=dropout)
         self.pooling = pooling
 
@@ -142,14 +143,6 @@ class Regression(Head):
     @property
     def units(self):
         return 1
-
-
-def _check_pooling(pooling):
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of {', '.join(map(repr, POOLINGS))}. "
-            f"Received: pooling={pooling!r}"
-        )
 
 
 def _pooled_features(pooling):

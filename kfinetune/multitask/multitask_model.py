@@ -54,7 +54,7 @@ def _check_heads(heads, backbone):
         )
     inputs = backbone.input
     for task, spec in specs.items():
-        if getattr(spec, "pooling", None) == "mean" and not (
+        if spec.pooling == "mean" and not (
             isinstance(inputs, dict) and "padding_mask" in inputs
         ):
             raise ValueError(
@@ -151,7 +151,7 @@ def build(backbone, heads, name="multitask"):
     outputs = {}
     for task, spec in specs.items():
         x = _features(backbone, features, spec)
-        if getattr(spec, "pooling", None) == "mean":
+        if spec.pooling == "mean":
             x = keras.layers.GlobalAveragePooling1D(
                 dtype=backbone.dtype_policy, name=f"{task}_mean"
             )(x, mask=inputs["padding_mask"])
