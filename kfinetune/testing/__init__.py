@@ -8,13 +8,17 @@ Later features reuse these so that every one is tested the same way: through
 from kfinetune.compiling import compile_and_build
 from kfinetune.testing.atomicity import assert_model_unchanged
 from kfinetune.testing.atomicity import model_state
+from kfinetune.testing.models import CAUSAL_LM_FAMILIES
 from kfinetune.testing.models import VOCABULARY
 from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
 from kfinetune.testing.models import small_bert_inputs
 from kfinetune.testing.models import small_bert_preprocessor
+from kfinetune.testing.models import small_causal_lm
 from kfinetune.testing.models import small_gpt2_causal_lm
 from kfinetune.testing.models import small_gpt2_inputs
+from kfinetune.testing.models import small_seq2seq_inputs
+from kfinetune.testing.models import small_seq2seq_lm
 from kfinetune.testing.round_trips import BFLOAT16_TOLERANCE
 from kfinetune.testing.round_trips import FLOAT32_TOLERANCE
 from kfinetune.testing.round_trips import assert_bfloat16_close
@@ -31,6 +35,7 @@ from kfinetune.testing.round_trips import two_cpu_strategy
 
 __all__ = [
     "BFLOAT16_TOLERANCE",
+    "CAUSAL_LM_FAMILIES",
     "FLOAT32_TOLERANCE",
     "VOCABULARY",
     "assert_bfloat16_close",
@@ -50,7 +55,10 @@ __all__ = [
     "small_bert_classifier",
     "small_bert_inputs",
     "small_bert_preprocessor",
+    "small_causal_lm",
     "small_gpt2_causal_lm",
     "small_gpt2_inputs",
+    "small_seq2seq_inputs",
+    "small_seq2seq_lm",
     "two_cpu_strategy",
 ]

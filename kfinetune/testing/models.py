@@ -263,3 +263,167 @@ def small_gpt2_inputs(batch_size=4, sequence_length=16, seed=0):
     """
     x = small_bert_inputs(batch_size, sequence_length, seed)
     return {"token_ids": x["token_ids"], "padding_mask": x["padding_mask"]}
+
+
+# The decoder-only families `small_causal_lm` builds: each entry is the
+# backbone class, the task class and the architecture's own arguments
+# (grouped-query attention: 4 query heads share 2 key/value heads).
+_CAUSAL_LM_FAMILIES = {
+    "gpt2": None,
+    "llama": (
+        "LlamaBackbone",
+        "LlamaCausalLM",
+        {"num_query_heads": 4, "num_key_value_heads": 2},
+    ),
+    "gemma": (
+        "GemmaBackbone",
+        "GemmaCausalLM",
+        {"num_query_heads": 4, "num_key_value_heads": 2, "head_dim": 8},
+    ),
+    "mistral": (
+        "MistralBackbone",
+        "MistralCausalLM",
+        {"num_query_heads": 4, "num_key_value_heads": 2},
+    ),
+    "qwen": (
+        "QwenBackbone",
+        "QwenCausalLM",
+        {"num_query_heads": 4, "num_key_value_heads": 2},
+    ),
+}
+CAUSAL_LM_FAMILIES = tuple(_CAUSAL_LM_FAMILIES)
+
+
+def small_causal_lm(
+    family="llama",
+    num_layers=2,
+    hidden_dim=32,
+    intermediate_dim=64,
+    weight_scale=0.2,
+    seed=0,
+    dtype=None,
+):
+    """Builds a small randomly initialised keras-hub causal LM of a family.
+
+    Args:
+        family: one of `CAUSAL_LM_FAMILIES`: `"gpt2"`, `"llama"`, `"gemma"`,
+            `"mistral"` or `"qwen"`; all but GPT-2 use grouped-query
+            attention (4 query heads, 2 key/value heads) and rotary
+            position embeddings. Defaults to `"llama"`.
+        num_layers: transformer layers. Defaults to `2`.
+        hidden_dim: hidden size. Defaults to `32`.
+        intermediate_dim: feed-forward size. Defaults to `64`.
+        weight_scale: see `small_bert_backbone`. Defaults to `0.2`.
+        seed: see `small_bert_backbone`. Defaults to `0`.
+        dtype: a dtype or dtype policy name. Defaults to the global policy.
+
+    Returns:
+        A keras-hub `CausalLM` with `preprocessor=None` over `VOCABULARY`;
+        it takes the dict of `small_gpt2_inputs`.
+
+    Example:
+
+    ```python
+    model = kfinetune.testing.small_causal_lm("gemma")
+    x = kfinetune.testing.small_gpt2_inputs(batch_size=4)
+    model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
+    ```
+    """
+    if family not in _CAUSAL_LM_FAMILIES:
+        raise ValueError(
+            f"`family` must be one of {list(_CAUSAL_LM_FAMILIES)}. "
+            f"Received: family={family!r}"
+        )
+    if family == "gpt2":
+        return small_gpt2_causal_lm(
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            weight_scale=weight_scale,
+            seed=seed,
+            dtype=dtype,
+        )
+    backbone_name, task_name, arguments = _CAUSAL_LM_FAMILIES[family]
+    backbone = _random_backbone(
+        getattr(keras_hub.models, backbone_name),
+        weight_scale,
+        seed,
+        num_layers=num_layers,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        dtype=dtype,
+        **arguments,
+    )
+    return getattr(keras_hub.models, task_name)(backbone, preprocessor=None)
+
+
+def small_seq2seq_lm(
+    num_layers=2,
+    num_heads=4,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=64,
+    weight_scale=0.2,
+    seed=0,
+    dtype=None,
+):
+    """Builds a small randomly initialised keras-hub `BartSeq2SeqLM`.
+
+    Args:
+        num_layers: encoder and decoder layers each. Defaults to `2`.
+        num_heads: attention heads. Defaults to `4`.
+        hidden_dim: hidden size. Defaults to `32`.
+        intermediate_dim: feed-forward size. Defaults to `64`.
+        max_sequence_length: position embeddings. Defaults to `64`.
+        weight_scale: see `small_bert_backbone`. Defaults to `0.2`.
+        seed: see `small_bert_backbone`. Defaults to `0`.
+        dtype: a dtype or dtype policy name. Defaults to the global policy.
+
+    Returns:
+        A `keras_hub.models.BartSeq2SeqLM` with `preprocessor=None`; it
+        takes the dict of `small_seq2seq_inputs`.
+
+    Example:
+
+    ```python
+    model = kfinetune.testing.small_seq2seq_lm()
+    x = kfinetune.testing.small_seq2seq_inputs(batch_size=4)
+    model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
+    ```
+    """
+    backbone = _random_backbone(
+        keras_hub.models.BartBackbone,
+        weight_scale,
+        seed,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        dropout=0.0,
+        max_sequence_length=max_sequence_length,
+        dtype=dtype,
+    )
+    return keras_hub.models.BartSeq2SeqLM(backbone, preprocessor=None)
+
+
+def small_seq2seq_inputs(batch_size=4, sequence_length=16, seed=0):
+    """Random encoder and decoder inputs with right padding.
+
+    Args:
+        batch_size: number of rows. Defaults to `4`.
+        sequence_length: encoder and decoder length. Defaults to `16`.
+        seed: NumPy seed. Defaults to `0`.
+
+    Returns:
+        A dict with int32 `encoder_token_ids`, `encoder_padding_mask`,
+        `decoder_token_ids` and `decoder_padding_mask`; row 0 of each is
+        padded.
+    """
+    source = small_gpt2_inputs(batch_size, sequence_length, seed)
+    target = small_gpt2_inputs(batch_size, sequence_length, seed + 1)
+    return {
+        "encoder_token_ids": source["token_ids"],
+        "encoder_padding_mask": source["padding_mask"],
+        "decoder_token_ids": target["token_ids"],
+        "decoder_padding_mask": target["padding_mask"],
+    }
