@@ -1,17 +1,21 @@
-"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of BERT-family
-models, read into and written from keras-hub models."""
+"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of BERT, Llama
+and GPT-2 models, read into and written from keras-hub models.
+
+The names of each architecture's modules, and the keras-hub layers that
+hold the same weights, are in `kfinetune.peft.hf_names`.
+"""
 
 import json
 import pathlib
 import re
 
 import keras
-import keras_hub
 import numpy as np
 
 from kfinetune import matcher
 from kfinetune import walk
 from kfinetune.layers import lora as lora_layer
+from kfinetune.peft import hf_names
 from kfinetune.peft import injected
 from kfinetune.peft.applying import apply
 from kfinetune.peft.lora import LoRAConfig
@@ -20,37 +24,14 @@ from kfinetune.peft.peft_model import PEFTModel
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-# PyTorch BERT module names (inside `BertModel`) and keras-hub layer paths.
-_BACKBONE_MODULES = [
-    (
-        "encoder.layer.{i}.attention.self.{qkv}",
-        "transformer_layer_{i}/self_attention_layer/{qkv}",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.dense",
-        "transformer_layer_{i}/self_attention_layer/attention_output",
-    ),
-    (
-        "encoder.layer.{i}.intermediate.dense",
-        "transformer_layer_{i}/feedforward_intermediate_dense",
-    ),
-    (
-        "encoder.layer.{i}.output.dense",
-        "transformer_layer_{i}/feedforward_output_dense",
-    ),
-    ("pooler.dense", "pooled_dense"),
-    ("embeddings.word_embeddings", "token_embedding"),
-]
-# The head of `BertForSequenceClassification`, and keras-hub's.
-_HEAD_MODULES = [("classifier", "logits")]
-_FIELDS = {"i": r"\d+", "qkv": "query|key|value"}
 # PEFT's key suffixes of the LoRA factors A and B. A `Linear` holds them as
 # `nn.Linear` modules (`.weight`), an `Embedding` as plain parameters, with
 # no `.weight`; PEFT silently skips a key in the other form.
 _FACTOR_KEYS = ("lora_A.weight", "lora_B.weight")
 _EMBEDDING_FACTOR_KEYS = ("lora_embedding_A", "lora_embedding_B")
 # The `LoraConfig` values kfinetune reproduces exactly; anything else in an
-# adapter's config is refused.
+# adapter's config is refused. `fan_in_fan_out` is the architecture's own
+# (PEFT sets it to `True` for GPT-2's `Conv1D`, see `hf_names.Family`).
 _NEUTRAL = {
     "bias": "none",
     "use_rslora": False,
@@ -67,26 +48,44 @@ _NEUTRAL = {
 
 
 def load_hf(model, directory, name="default", base_model=None):
-    """Loads a Hugging Face PEFT LoRA adapter into a keras-hub BERT model.
+    """Loads a Hugging Face PEFT LoRA adapter into a keras-hub model.
 
     Reads the `adapter_config.json` and `adapter_model.safetensors` that
-    PEFT's `save_pretrained` writes for a BERT-family PyTorch model
-    (`BertModel`, or `BertForSequenceClassification` for a keras-hub
-    `BertTextClassifier`), maps PEFT's module names and PyTorch's
-    `(out, in)` weights onto the keras-hub layers and kernel shapes (the
-    attention kernels are `(hidden, heads, head_dim)`; the word embeddings'
-    factors are PEFT's `lora_embedding_A` and `lora_embedding_B`), and
-    applies the adapter with `kfinetune.peft.apply`, so that merging, saving
-    and export work as for any kfinetune adapter. The weights of
-    `modules_to_save` (the `classifier` head, as `logits`) are loaded too
-    and stay trainable.
+    PEFT's `save_pretrained` writes, maps PEFT's module names and
+    PyTorch's weights onto the keras-hub layers and kernel shapes, and
+    applies the adapter with `kfinetune.peft.apply`, so that merging,
+    saving and export work as for any kfinetune adapter. Three
+    architectures are supported, each as its PyTorch base model or task
+    model (see `kfinetune.peft.hf_names`):
 
-    Build the model with `kfinetune.presets` (exact GELU, as PyTorch's
-    BERT): then the logits match PyTorch's within 1e-5.
+    - BERT: `BertModel` for a keras-hub `BertBackbone`,
+      `BertForSequenceClassification` for a `BertTextClassifier`; the
+      attention, feed-forward, pooler and word-embedding layers (PEFT's
+      `lora_embedding_A` and `lora_embedding_B` for the latter). The
+      weights of `modules_to_save` (the `classifier` head, as `logits`)
+      are loaded too and stay trainable. Build the model with
+      `kfinetune.presets` (exact GELU, as PyTorch's BERT).
+    - Llama: `LlamaModel` for a `LlamaBackbone` (keras-hub loads a Hugging
+      Face folder as its subclass `Llama3Backbone`), `LlamaForCausalLM`
+      for a `LlamaCausalLM`; `q_proj`, `k_proj`, `v_proj`, `o_proj`,
+      `gate_proj`, `up_proj` and `down_proj`, with grouped-query
+      attention.
+    - GPT-2: `GPT2Model` for a `GPT2Backbone`, `GPT2LMHeadModel` for a
+      `GPT2CausalLM`; `attn.c_attn`, `attn.c_proj`, `mlp.c_fc` and
+      `mlp.c_proj`. PEFT's LoRA on the fused `c_attn` has one `A` for
+      query, key and value and one `B` whose output rows are
+      `[query; key; value]`: each of keras-hub's three layers gets a LoRA
+      with a copy of `A` and its rows of `B`, which adds up to exactly
+      PEFT's update.
+
+    The attention kernels of keras-hub are `(hidden, heads, head_dim)`;
+    the factors are reshaped to them as keras-hub's converters reshape
+    the weights. The logits then match PyTorch's within 1e-5.
 
     Args:
-        model: a built keras-hub `BertBackbone` or `BertTextClassifier` (or
-            a `PEFTModel` around one), with the adapter's base weights.
+        model: a built keras-hub backbone or task of one of these
+            architectures (or a `PEFTModel` around one), with the
+            adapter's base weights.
         directory: the folder PEFT wrote.
         name: the adapter's name in kfinetune. Defaults to `"default"`.
         base_model: the Hugging Face name or path of `model`'s checkpoint,
@@ -100,11 +99,12 @@ def load_hf(model, directory, name="default", base_model=None):
     Raises:
         ValueError: the files are missing; the adapter is not LoRA or uses
             options kfinetune does not reproduce (DoRA, rsLoRA, biases,
-            per-layer ranks); a module has no keras-hub counterpart or
-            cannot take LoRA; a weight's shape does not fit the model
-            (another base model, or a rank that disagrees with the config);
-            `base_model` differs from the adapter's. The model is then
-            unchanged.
+            per-layer ranks); it was made for another architecture, or for
+            the task model where `model` is a backbone (or the reverse); a
+            module has no keras-hub counterpart or cannot take LoRA; a
+            weight's shape does not fit the model (another base model, or
+            a rank that disagrees with the config); `base_model` differs
+            from the adapter's. The model is then unchanged.
 
     Example:
 
@@ -112,62 +112,87 @@ def load_hf(model, directory, name="default", base_model=None):
     model = kfinetune.presets.text_classifier(num_classes=2)
     model = kfinetune.peft.load_hf(model, "sentiment-lora")
     model.predict(["what a day"])
+
+    backbone = keras_hub.models.LlamaBackbone.from_preset("hf-llama-dir")
+    model = keras_hub.models.LlamaCausalLM(backbone, preprocessor=None)
+    model = kfinetune.peft.load_hf(model, "llama-lora")
     ```
     """
     directory = pathlib.Path(directory)
     config, tensors = _read(directory)
     base = model.base if isinstance(model, PEFTModel) else model
-    backbone = _bert_backbone(base, "model", model)
-    head = backbone is not base
-    _check_config(config, directory)
-    if base_model is not None:
-        _check_base_name(config, base_model)
-    rank = config["r"]
+    family, task = _family(base, model)
+    _check_peft_type(config, directory)
     by_path = {s.path: s.layer for s in walk.sites(base) if s.path}
-    factors, saved = {}, {}
+    # PyTorch module -> its factors, and the keras-hub paths of its parts.
+    factors, parts, saved = {}, {}, {}
     for key, value in tensors.items():
         module, kind = _split_key(key, directory)
-        path = _to_keras(module, head, key)
-        if path not in by_path:
-            raise ValueError(
-                f"The adapter's module {module!r} has no layer in the model "
-                f"(expected {path!r}): the adapter was made for another "
-                f"model. Received: directory={str(directory)!r}"
-            )
+        paths = _to_keras(family, module, task, key)
+        for path in paths:
+            if path not in by_path:
+                raise ValueError(
+                    f"The adapter's module {module!r} has no layer in the "
+                    f"model (expected {path!r}): the adapter was made for "
+                    f"another model. Received: directory={str(directory)!r}"
+                )
         if kind == "saved":
-            saved.setdefault(path, {})[key.rsplit(".", 1)[1]] = value
+            if len(paths) != 1:
+                raise ValueError(
+                    f"The adapter keeps {module!r} in modules_to_save, which "
+                    f"keras-hub splits into {paths}: kfinetune cannot load "
+                    f"it. Received: directory={str(directory)!r}"
+                )
+            saved.setdefault(paths[0], {})[key.rsplit(".", 1)[1]] = value
         else:
-            factors.setdefault(path, {})[kind] = value
-    targets = sorted(factors)
-    if not targets:
+            factors.setdefault(module, {})[kind] = value
+            parts[module] = paths
+    _check_options(config, family, directory)
+    if base_model is not None:
+        _check_base_name(config, base_model)
+    if not factors:
         raise ValueError(
             f"{WEIGHTS_FILE} holds no LoRA weights. "
             f"Received: directory={str(directory)!r}"
         )
-    for path in targets:
-        _check_factors(path, by_path[path], factors[path], rank, directory)
-    for path in saved:
-        _check_saved(path, by_path[path], saved[path], directory)
-    layers = {path: _innermost(by_path[path]) for path in targets}
+    rank = config["r"]
+    layers = {
+        path: _innermost(by_path[path])
+        for paths in parts.values()
+        for path in paths
+    }
+    for module, paths in parts.items():
+        _check_factors(
+            paths, [layers[p] for p in paths], factors[module], rank, directory
+        )
+    for path, weights in saved.items():
+        _check_saved(path, by_path[path], weights, family, directory)
     peft_model = apply(
         model,
         LoRAConfig(
             rank=rank,
             alpha=config["lora_alpha"],
             dropout=config.get("lora_dropout", 0.0),
-            targets=targets,
+            targets=sorted(layers),
             trainable=sorted(saved),
         ),
         name=name,
     )
-    for path in targets:
-        wrapper = _wrapper_of(peft_model.base, layers[path], name)
-        a, b = (factors[path][key] for key in _factor_keys(layers[path]))
-        wrapper.lora_a.assign(np.reshape(a.T, wrapper.lora_a.shape))
-        wrapper.lora_b.assign(np.reshape(b.T, wrapper.lora_b.shape))
+    for module, paths in parts.items():
+        a, b = (factors[module][k] for k in _factor_keys(layers[paths[0]]))
+        # The rows of a fused module's B are its parts' outputs, in order.
+        ends = np.cumsum([_dims(layers[path])[1] for path in paths])
+        for path, end, start in zip(paths, ends, [0, *ends[:-1]], strict=True):
+            wrapper = _wrapper_of(peft_model.base, layers[path], name)
+            wrapper.lora_a.assign(np.reshape(a.T, wrapper.lora_a.shape))
+            wrapper.lora_b.assign(
+                np.reshape(b[start:end].T, wrapper.lora_b.shape)
+            )
     for path, weights in saved.items():
         layer = by_path[path]
-        layer.kernel.assign(weights["weight"].T)
+        # `Conv1D` weights are already `(in, out)`, as Keras kernels.
+        weight = weights["weight"]
+        layer.kernel.assign(weight if family.conv1d else weight.T)
         if "bias" in weights:
             layer.bias.assign(weights["bias"])
     return peft_model
@@ -179,14 +204,33 @@ def save_hf(model, directory, name=None, base_model=None):
     The reverse of `load_hf`: `adapter_config.json` and
     `adapter_model.safetensors`, which PEFT's
     `PeftModel.from_pretrained(base, directory)` loads into the PyTorch
-    model of the same checkpoint (`BertForSequenceClassification` for a
-    `BertTextClassifier`, `BertModel` for a backbone). Base layers the
-    adapter keeps trainable go to `modules_to_save` (the `logits` head as
-    `classifier`).
+    model of the same checkpoint: `BertForSequenceClassification`,
+    `LlamaForCausalLM` or `GPT2LMHeadModel` for a keras-hub task,
+    `BertModel`, `LlamaModel` or `GPT2Model` for a backbone. Base layers
+    the adapter keeps trainable go to `modules_to_save` (BERT's `logits`
+    head as `classifier`).
+
+    GPT-2's query, key and value are one PyTorch `Conv1D`, `c_attn`, so
+    kfinetune's separate LoRAs on them (each `A_i` of rank `r` and `B_i`)
+    are written as one LoRA of `c_attn` of rank `k * r`, for the `k` of
+    them the adapter has: `A` is the `A_i` stacked and `B` is block
+    diagonal, `B_i` in the rows of its layer's output and the columns of
+    its `A_i`, zero elsewhere (also in the rows of an unadapted one of
+    the three). `B @ A` is then exactly the three updates side by side.
+    When the three share one `A` (as `load_hf` gives them, before any
+    training), `c_attn` keeps rank `r`: that `A` and the `B_i` stacked,
+    PEFT's own factors, so an adapter from PEFT comes back unchanged.
+    PEFT has one rank per adapter, so when the ranks of the modules
+    differ (`c_attn`'s `k * r` and the other modules' `r`), every
+    module's factors are padded with zeros to the largest rank, `R`, and
+    `lora_alpha` is written as `alpha * R / r`: the scale `alpha / rank`
+    and every update stay exactly kfinetune's. (The padding also stays
+    zero when PEFT trains on: its gradients are zero.) `load_hf` reads
+    such a folder back as LoRAs of rank `R` with the same outputs.
 
     Args:
-        model: a `kfinetune.peft.PEFTModel` around a keras-hub BERT model,
-            with a LoRA adapter.
+        model: a `kfinetune.peft.PEFTModel` around a keras-hub BERT, Llama
+            or GPT-2 backbone or task, with a LoRA adapter.
         directory: the folder to write (created when missing).
         name: the adapter to write. Defaults to the only adapter.
         base_model: written as `base_model_name_or_path`, e.g.
@@ -197,8 +241,9 @@ def save_hf(model, directory, name=None, base_model=None):
 
     Raises:
         ValueError: `model` has no such LoRA adapter, it is merged, or it
-            adapts or trains a layer that has no PyTorch BERT counterpart.
-            Nothing is written then.
+            adapts or trains a layer that has no PyTorch counterpart (for
+            GPT-2, training a part of `c_attn`, which PEFT could only keep
+            whole). Nothing is written then.
 
     Example:
 
@@ -233,52 +278,72 @@ def save_hf(model, directory, name=None, base_model=None):
             f"`kfinetune.peft.unmerge(model)` first. Received: name={name!r}"
         )
     base = model.base
-    backbone = _bert_backbone(base, "model", model)
-    head = backbone is not base
-    paths = {id(s.layer): s.path for s in walk.sites(base) if s.path}
-    tensors, modules = {}, []
+    family, task = _family(base, model)
+    sites = [s for s in walk.sites(base) if s.path]
+    by_path = {s.path: s.layer for s in sites}
+    paths = {id(s.layer): s.path for s in sites}
+    # PyTorch module -> the keras-hub paths of its parts, and their factors
+    # in PyTorch's layout: A `(rank, in)`, B `(out, rank)`.
+    parts, factors = {}, {}
     for wrapper in injected.wrappers(base, name):
-        module = _to_torch(paths[id(wrapper.base_layer)], head)
+        path = paths[id(wrapper.base_layer)]
+        module, parts[module] = _to_torch(family, path, task)
         d_in = int(np.prod(wrapper.lora_a.shape[:-1]))
         a = np.reshape(keras.ops.convert_to_numpy(wrapper.lora_a), (d_in, -1))
         b = np.reshape(
             keras.ops.convert_to_numpy(wrapper.lora_b), (wrapper.rank, -1)
         )
-        # PEFT's A is (rank, d_in) and B is (d_out, rank), for embeddings
-        # too (d_in is then the vocabulary): kfinetune's, transposed.
-        key_a, key_b = _factor_keys(wrapper.base_layer)
-        tensors[f"{_PREFIX}{module}.{key_a}"] = a.T
-        tensors[f"{_PREFIX}{module}.{key_b}"] = b.T
-        modules.append(module)
-    saved = []
-    candidates = [s for s in walk.sites(base) if s.path]
-    for site in matcher.match(candidates, record.trainable):
+        factors.setdefault(module, {})[path] = (a.T, b.T)
+    saved = {}
+    for site in matcher.match(sites, record.trainable):
         if injected.is_injected(site.layer):
             continue
-        module = _to_torch(site.path, head)
-        layer = site.layer
-        tensors[f"{_PREFIX}{module}.weight"] = keras.ops.convert_to_numpy(
-            layer.kernel
-        ).T
-        if getattr(layer, "bias", None) is not None:
-            tensors[f"{_PREFIX}{module}.bias"] = keras.ops.convert_to_numpy(
-                layer.bias
+        module, module_parts = _to_torch(family, site.path, task)
+        if len(module_parts) != 1:
+            raise ValueError(
+                f"The adapter trains {site.path!r}, a part of the PyTorch "
+                f"module {module!r} ({', '.join(module_parts)}), which "
+                "PEFT's modules_to_save could only hold whole. Received: "
+                f"path={site.path!r}"
             )
-        saved.append(module)
+        layer = site.layer
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        saved[f"{module}.weight"] = kernel if family.conv1d else kernel.T
+        if getattr(layer, "bias", None) is not None:
+            saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
     config = record.config
+    alpha = config.rank if config.alpha is None else config.alpha
+    fused = {
+        module: _fuse(parts[module], found, by_path)
+        for module, found in factors.items()
+    }
+    rank = max((a.shape[0] for a, _ in fused.values()), default=config.rank)
+    tensors = {}
+    for module, (a, b) in fused.items():
+        # Zero rows of A and columns of B up to the adapter's one rank.
+        a = np.pad(a, ((0, rank - a.shape[0]), (0, 0)))
+        b = np.pad(b, ((0, 0), (0, rank - b.shape[1])))
+        key_a, key_b = _factor_keys(_innermost(by_path[parts[module][0]]))
+        tensors[f"{_PREFIX}{module}.{key_a}"] = a
+        tensors[f"{_PREFIX}{module}.{key_b}"] = b
+    tensors.update({f"{_PREFIX}{k}": v for k, v in saved.items()})
+    scaled_alpha = alpha * rank / config.rank
     adapter_config = {
         "peft_type": "LORA",
-        "task_type": "SEQ_CLS" if head else "FEATURE_EXTRACTION",
+        "task_type": family.task_type if task else "FEATURE_EXTRACTION",
         "base_model_name_or_path": base_model,
-        "r": config.rank,
-        "lora_alpha": config.rank if config.alpha is None else config.alpha,
+        "r": rank,
+        "lora_alpha": (
+            int(scaled_alpha) if scaled_alpha.is_integer() else scaled_alpha
+        ),
         "lora_dropout": config.dropout,
-        "target_modules": sorted(modules),
-        "modules_to_save": saved or None,
+        "target_modules": sorted(fused),
+        "modules_to_save": sorted({k.rsplit(".", 1)[0] for k in saved}) or None,
         "inference_mode": True,
         "init_lora_weights": True,
         "revision": None,
         **_NEUTRAL,
+        "fan_in_fan_out": family.conv1d,
     }
     from safetensors.numpy import save_file
 
@@ -293,6 +358,27 @@ def save_hf(model, directory, name=None, base_model=None):
         metadata={"format": "pt"},
     )
     return directory
+
+
+def _fuse(paths, found, by_path):
+    """One PyTorch module's `(A, B)` from the LoRAs `found` on its parts
+    `paths`: the `A`s stacked and the `B`s block diagonal (see `save_hf`);
+    or, when the parts share one `A` (as `load_hf` gives them), that `A`
+    and the `B`s stacked, PEFT's own factors."""
+    present = [path for path in paths if path in found]
+    a_parts = [found[path][0] for path in present]
+    shared = all(np.array_equal(a_parts[0], a) for a in a_parts[1:])
+    a = a_parts[0] if shared else np.concatenate(a_parts)
+    rows = [_dims(_innermost(by_path[path]))[1] for path in paths]
+    b = np.zeros((sum(rows), a.shape[0]), "float32")
+    row, column = 0, 0
+    for path, size in zip(paths, rows, strict=True):
+        if path in found:
+            part = found[path][1]
+            b[row : row + size, column : column + part.shape[1]] = part
+            column += 0 if shared else part.shape[1]
+        row += size
+    return a, b
 
 
 def _read(directory):
@@ -310,32 +396,38 @@ def _read(directory):
     return config, load_file(str(weights_file))
 
 
-def _bert_backbone(base, argument, value):
+def _family(base, model):
+    """`base`'s `hf_names.Family`, and whether it is a task (not a bare
+    backbone)."""
     backbone = getattr(base, "backbone", base)
-    if not isinstance(backbone, keras_hub.models.BertBackbone):
+    family = hf_names.family_of(backbone)
+    if family is None:
+        names = ", ".join(f.backbone.__name__ for f in hf_names.FAMILIES)
         raise ValueError(
-            f"`{argument}` must be a keras-hub BertBackbone or a task built "
-            "on one (e.g. from `kfinetune.presets.text_classifier`). "
-            f"Received: {argument}={getattr(value, 'name', value)!r} "
-            f"({type(base).__name__})"
+            f"`model` must be a keras-hub {names}, or a task built on one "
+            "(e.g. from `kfinetune.presets.text_classifier`). Received: "
+            f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
         )
-    return backbone
+    return family, backbone is not base
 
 
-def _check_config(config, directory):
+def _check_peft_type(config, directory):
     peft_type = config.get("peft_type")
     if peft_type != "LORA":
         raise ValueError(
             "Only LoRA adapters (peft_type 'LORA') can be loaded from PEFT. "
             f"Received: peft_type={peft_type!r} (in {directory})"
         )
-    for key, neutral in _NEUTRAL.items():
+
+
+def _check_options(config, family, directory):
+    for key, neutral in {**_NEUTRAL, "fan_in_fan_out": family.conv1d}.items():
         value = config.get(key, neutral)
         if value != neutral and not (neutral is None and not value):
             raise ValueError(
                 f"kfinetune's LoRA does not reproduce the PEFT option "
-                f"`{key}` (it must be {neutral!r}). Received: "
-                f"{key}={value!r} (in {directory})"
+                f"`{key}` (it must be {neutral!r} for {family.name}). "
+                f"Received: {key}={value!r} (in {directory})"
             )
 
 
@@ -376,57 +468,45 @@ def _split_key(key, directory):
     return match.group(1), "saved"
 
 
-def _regex(template):
-    """A regular expression matching `template`'s names, one named group
-    per `{field}`."""
-    parts = re.split(r"\{(\w+)\}", template)
-    return "".join(
-        f"(?P<{part}>{_FIELDS[part]})" if i % 2 else re.escape(part)
-        for i, part in enumerate(parts)
+def _to_keras(family, module, task, key):
+    paths = family.keras_paths(module, task)
+    if paths is not None:
+        return paths
+    other = hf_names.guess(module)
+    if other is not None and other is not family:
+        raise ValueError(
+            f"The adapter targets {key!r}, a module of a {other.name} model "
+            f"(keras-hub {other.backbone.__name__}): it was made for another "
+            f"architecture than this {family.name} model. "
+            f"Received: module={module!r}"
+        )
+    if other is family:
+        kinds = ("backbone", "task model") if task else ("task", "backbone")
+        raise ValueError(
+            f"The adapter targets {key!r}, a module of the PyTorch "
+            f"{kinds[0]}, but `model` is a keras-hub {kinds[1]}: load it "
+            f"into the keras-hub {kinds[0]}. Received: module={module!r}"
+        )
+    supported = [torch for torch, _ in family.head_modules if task] + [
+        (family.task_prefix if task else "") + torch
+        for torch, _ in family.modules
+    ]
+    raise ValueError(
+        f"The adapter targets {key!r}, which has no keras-hub {family.name} "
+        f"counterpart that kfinetune can load (supported: "
+        f"{', '.join(supported)}). Received: module={module!r}"
     )
 
 
-def _translate(name, pairs, source):
-    """`name` translated by the first `(torch, keras)` template pair whose
-    `source` side (0 or 1) matches it, or `None`."""
-    for pair in pairs:
-        match = re.fullmatch(_regex(pair[source]), name)
-        if match:
-            return pair[1 - source].format(**match.groupdict())
-    return None
-
-
-def _to_keras(module, head, key):
-    path = _translate(module, _HEAD_MODULES, 0) if head else None
-    if path is None:
-        inner = module
-        if head:
-            inner = module[len("bert.") :] if module.startswith("bert.") else ""
-        path = _translate(inner, _BACKBONE_MODULES, 0)
-    if path is None:
+def _to_torch(family, path, task):
+    found = family.torch_module(path, task)
+    if found is None:
         raise ValueError(
-            f"The adapter targets {key!r}, which has no keras-hub BERT "
-            "counterpart that kfinetune can load (supported: the attention "
-            "query/key/value/output, the feed-forward layers, the pooler "
-            "and the word embeddings; the classifier as `modules_to_save`). "
-            f"Received: module={module!r}"
-        )
-    return path
-
-
-def _to_torch(path, head):
-    module = _translate(path, _HEAD_MODULES, 1) if head else None
-    if module is None:
-        module = _translate(path, _BACKBONE_MODULES, 1)
-        if module is not None and head:
-            module = f"bert.{module}"
-    if module is None:
-        raise ValueError(
-            f"The layer {path!r} has no PyTorch BERT counterpart in PEFT's "
-            f"format, so PEFT could not load its weights. Received: "
+            f"The layer {path!r} has no PyTorch {family.name} counterpart in "
+            f"PEFT's format, so PEFT could not load its weights. Received: "
             f"path={path!r}"
         )
-    return module
+    return found
 
 
 def _innermost(layer):
@@ -442,6 +522,22 @@ def _factor_keys(layer):
     return _FACTOR_KEYS
 
 
+def _dims(layer):
+    """`(d_in, d_out)` of the (innermost) `layer`, flattened as PyTorch's
+    `(out, in)` weight has them."""
+    if isinstance(layer, keras.layers.Embedding):
+        return layer.input_dim, layer.output_dim
+    shape = tuple(layer.kernel.shape)
+    if isinstance(layer, keras.layers.EinsumDense):
+        from kfinetune.layers import einsum
+
+        a_axes, b_axes = einsum.kernel_axes(layer.equation)
+        d_in = int(np.prod([shape[i] for i in a_axes]))
+        d_out = int(np.prod([shape[i] for i in b_axes]))
+        return d_in, d_out
+    return shape
+
+
 def _wrapper_of(base, layer, name):
     for wrapper in injected.wrappers(base, name):
         if isinstance(wrapper, lora_layer.LoRA) and wrapper.base_layer is layer:
@@ -449,44 +545,39 @@ def _wrapper_of(base, layer, name):
     raise AssertionError(f"LoRA did not wrap {layer.name!r}")
 
 
-def _check_factors(path, layer, found, rank, directory):
-    layer = _innermost(layer)
-    key_a, key_b = _factor_keys(layer)
+def _check_factors(paths, layers, found, rank, directory):
+    """Checks one PyTorch module's factors against its keras-hub layers
+    (several for a fused module, in the order of its output)."""
+    label = " + ".join(repr(path) for path in paths)
+    key_a, key_b = _factor_keys(layers[0])
     if set(found) != {key_a, key_b}:
         layer_kind = (
             "an embedding"
-            if isinstance(layer, keras.layers.Embedding)
+            if isinstance(layers[0], keras.layers.Embedding)
             else "a projection"
         )
         raise ValueError(
-            f"The adapter holds {sorted(found)} for {path!r}, not both "
+            f"The adapter holds {sorted(found)} for {label}, not both "
             f"{key_a} and {key_b} (PEFT's keys for {layer_kind}). "
             f"Received: directory={str(directory)!r}"
         )
-    reason = lora_layer.why_not_wrappable(layer)
-    if reason:
-        raise ValueError(
-            f"The adapter targets {path!r}, which kfinetune's LoRA cannot "
-            f"wrap: {reason}. Received: directory={str(directory)!r}"
-        )
-    if isinstance(layer, keras.layers.Embedding):
-        d_in, d_out = layer.input_dim, layer.output_dim
-    else:
-        shape = tuple(layer.kernel.shape)
-        if isinstance(layer, keras.layers.EinsumDense):
-            from kfinetune.layers import einsum
-
-            a_axes, b_axes = einsum.kernel_axes(layer.equation)
-            d_in = int(np.prod([shape[i] for i in a_axes]))
-            d_out = int(np.prod([shape[i] for i in b_axes]))
-        else:
-            d_in, d_out = shape
-    # PEFT's embedding factors are (rank, vocabulary) and (dim, rank).
+    for path, layer in zip(paths, layers, strict=True):
+        reason = lora_layer.why_not_wrappable(layer)
+        if reason:
+            raise ValueError(
+                f"The adapter targets {path!r}, which kfinetune's LoRA "
+                f"cannot wrap: {reason}. Received: "
+                f"directory={str(directory)!r}"
+            )
+    dims = [_dims(layer) for layer in layers]
+    # The parts of a fused module share its input. PEFT's embedding
+    # factors are (rank, vocabulary) and (dim, rank).
+    d_in, d_out = dims[0][0], sum(d for _, d in dims)
     expected = {key_a: (rank, d_in), key_b: (d_out, rank)}
     for kind, value in found.items():
         if tuple(value.shape) != expected[kind]:
             raise ValueError(
-                f"{kind} of {path!r} has shape {tuple(value.shape)}, but the "
+                f"{kind} of {label} has shape {tuple(value.shape)}, but the "
                 f"model's layer and the adapter's rank r={rank} need "
                 f"{expected[kind]}: the adapter was made for another base "
                 "model or its config disagrees with its weights. "
@@ -494,14 +585,15 @@ def _check_factors(path, layer, found, rank, directory):
             )
 
 
-def _check_saved(path, layer, weights, directory):
+def _check_saved(path, layer, weights, family, directory):
     kernel = getattr(layer, "kernel", None)
     if kernel is None or "weight" not in weights:
         raise ValueError(
             f"The adapter's modules_to_save weights for {path!r} do not fit "
             f"the model's layer. Received: directory={str(directory)!r}"
         )
-    expected = {"weight": tuple(kernel.shape)[::-1]}
+    shape = tuple(kernel.shape)
+    expected = {"weight": shape if family.conv1d else shape[::-1]}
     if getattr(layer, "bias", None) is not None:
         expected["bias"] = tuple(layer.bias.shape)
     for key, value in weights.items():
