@@ -16,6 +16,8 @@ import keras_hub
 from kfinetune import checks
 from kfinetune import qa
 from kfinetune.distillation.shrink import shrink  # noqa: F401
+from kfinetune.generator_presets import causal_lm  # noqa: F401
+from kfinetune.generator_presets import seq2seq_lm  # noqa: F401
 from kfinetune.hf_bert import HFBertBackbone  # noqa: F401
 from kfinetune.hf_bert import load_backbone
 from kfinetune.layers.crf import CRF

@@ -5,8 +5,23 @@ from kfinetune.layers import adapter_wrapper
 from kfinetune.peft import config
 from kfinetune.peft import injected
 
-ATTENTION_OUTPUT = r".*/self_attention_layer/attention_output"
-FEEDFORWARD_OUTPUT = r".*/feedforward_output_dense"
+# The attention output projection and the feed-forward output layer of each
+# block: keras-hub encoders (`self_attention_layer`), GPT-2, BART's decoder,
+# Llama, Mistral and Qwen (`self_attention`, `feedforward_output_dense`) and
+# Gemma (`attention`, `ffw_linear`).
+ATTENTION_OUTPUT = (
+    r".*/(self_attention_layer|self_attention|attention)/attention_output"
+)
+FEEDFORWARD_OUTPUT = r".*/(feedforward_output_dense|ffw_linear)"
+# For a parallel adapter: the feed-forward output layer's name, and the
+# name of a layer beside it that reads the block's input.
+_FEEDFORWARD_INPUTS = {
+    "feedforward_output_dense": "feedforward_intermediate_dense",
+    "ffw_linear": "ffw_gating",
+}
+# The layer norms of keras-hub transformers: `layer_norm` (BERT, GPT-2,
+# BART), `layernorm` (Llama, Mistral, Qwen), `pre_ffw_norm` (Gemma).
+LAYER_NORMS = r".*(norm|normalization)"
 PLACEMENTS = {
     "houlsby": [ATTENTION_OUTPUT, FEEDFORWARD_OUTPUT],
     "pfeiffer": [FEEDFORWARD_OUTPUT],
@@ -16,7 +31,8 @@ PLACEMENTS = {
 
 @config.register
 class AdapterConfig(config.PEFTConfig):
-    """Bottleneck adapters in keras-hub transformer encoders.
+    """Bottleneck adapters in keras-hub transformers (encoders, decoders
+    and causal LMs).
 
     Placements:
     - `"houlsby"` (Houlsby et al., 2019): an adapter after the attention
@@ -80,7 +96,7 @@ class AdapterConfig(config.PEFTConfig):
     def resolved_trainable(self, model):
         patterns = super().resolved_trainable(model)
         if self.train_layer_norms:
-            patterns.append(r".*layer_norm")
+            patterns.append(LAYER_NORMS)
         return patterns
 
     def injections(self, site, name, sites):
@@ -89,9 +105,8 @@ class AdapterConfig(config.PEFTConfig):
         site = injected.outermost(site, sites)
         if self.placement != "parallel":
             return [config.Injection(site, self._wrap(site, name))], None
-        intermediate = site.path.replace(
-            "feedforward_output_dense", "feedforward_intermediate_dense"
-        )
+        parent, _, own = site.path.rpartition("/")
+        intermediate = f"{parent}/{_FEEDFORWARD_INPUTS.get(own, own)}"
         taps = [
             injected.outermost(s, sites)
             for s in sites

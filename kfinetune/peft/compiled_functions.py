@@ -6,9 +6,9 @@ from kfinetune import walk
 
 
 def reset_compiled_functions(model):
-    """Drops the traced train / test / predict functions of a model and of
-    every model inside it, so the next `fit`, `evaluate` or `predict`
-    traces the current structure.
+    """Drops the traced train / test / predict (and keras-hub `generate`)
+    functions of a model and of every model inside it, so the next `fit`,
+    `evaluate`, `predict` or `generate` traces the current structure.
 
     Keras keeps running the graph it traced first: after a structural
     change (injecting, merging or switching adapters) `predict` would
@@ -30,3 +30,6 @@ def reset_compiled_functions(model):
             m.train_function = None
             m.test_function = None
             m.predict_function = None
+            if hasattr(m, "generate_function"):
+                # keras-hub generators trace `generate` the same way.
+                m.generate_function = None

@@ -7,7 +7,8 @@ from kfinetune.layers import lora
 from kfinetune.peft import config
 from kfinetune.peft import injected
 
-FEEDFORWARD = r".*feedforward_output_dense"
+# The second feed-forward layer of keras-hub blocks (`ffw_linear` in Gemma).
+FEEDFORWARD = r".*(feedforward_output_dense|ffw_linear)"
 
 
 @config.register
@@ -23,7 +24,7 @@ class IA3Config(config.PEFTConfig):
         feedforward: pattern of the targets whose *input* is scaled (the
             second layer of a feed-forward block: scaling its input scales
             the intermediate activation); every other target's output is
-            scaled. Defaults to `r".*feedforward_output_dense"`.
+            scaled. Defaults to `r".*(feedforward_output_dense|ffw_linear)"`.
         trainable: see `PEFTConfig`.
 
     Example:

@@ -8,11 +8,14 @@ from kfinetune.peft import config
 from kfinetune.peft import injected
 
 # Every dense layer of a keras-hub transformer block: the attention's
-# query, key, value and output projections and both feed-forward layers
-# (what PEFT's `target_modules="all-linear"` picks in an encoder).
+# query, key, value and output projections (self- and cross-attention) and
+# the feed-forward layers, gated ones included (`feedforward_gate_dense` in
+# Llama, Mistral and Qwen, `ffw_gating`, `ffw_gating_2` and `ffw_linear` in
+# Gemma): what PEFT's `target_modules="all-linear"` picks.
 ALL_LINEAR = (
-    r".*/(query|key|value|attention_output|feedforward_intermediate_dense"
-    r"|feedforward_output_dense)"
+    r".*/(query|key|value|attention_output"
+    r"|feedforward_(intermediate|gate|output)_dense"
+    r"|ffw_(gating|gating_2|linear))"
 )
 
 

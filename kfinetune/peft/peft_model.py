@@ -92,6 +92,35 @@ class PEFTModel(keras_hub.models.Task):
             raise AttributeError(name)
         return getattr(self.__dict__.get("base"), name)
 
+    def compile(self, *args, sampler=None, **kwargs):
+        """Configures the model for training, like `keras.Model.compile`.
+
+        A keras-hub generator base (a `CausalLM` or `Seq2SeqLM`, whose
+        `generate` the `PEFTModel` forwards) also takes `sampler`, as its
+        own `compile` does.
+
+        Args:
+            *args: the arguments of `keras.Model.compile`.
+            sampler: for a generator base, a `keras_hub.samplers.Sampler`
+                or its name (`"greedy"`, `"top_k"`, ...) that `generate`
+                uses. Defaults to the base's current sampler.
+            **kwargs: the arguments of `keras.Model.compile`.
+
+        Raises:
+            ValueError: `sampler` for a base that does not generate.
+        """
+        if sampler is not None:
+            if not callable(getattr(self.base, "generate", None)):
+                raise ValueError(
+                    "`sampler` configures the `generate` of keras-hub "
+                    f"generators, and {self.base.name!r} "
+                    f"({type(self.base).__name__}) does not generate. "
+                    f"Received: sampler={sampler!r}"
+                )
+            self.base.sampler = keras_hub.samplers.get(sampler)
+            self.base.generate_function = None
+        super().compile(*args, **kwargs)
+
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Refuses: quantize the base model before applying adapters.
 

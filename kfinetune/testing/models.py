@@ -270,9 +270,10 @@ def small_gpt2_inputs(batch_size=4, sequence_length=16, seed=0):
 # (grouped-query attention: 4 query heads share 2 key/value heads).
 _CAUSAL_LM_FAMILIES = {
     "gpt2": None,
+    # Hugging Face `llama` checkpoints load as keras-hub's Llama 3 classes.
     "llama": (
-        "LlamaBackbone",
-        "LlamaCausalLM",
+        "Llama3Backbone",
+        "Llama3CausalLM",
         {"num_query_heads": 4, "num_key_value_heads": 2},
     ),
     "gemma": (

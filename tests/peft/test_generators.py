@@ -1,0 +1,116 @@
+"""LoRA, bottleneck adapters and IA3 on keras-hub generators: every causal
+LM family kfinetune supports (GPT-2, Llama, Gemma, Mistral, Qwen) and BART,
+through the whole cycle: apply, fit, `.keras` round trip, greedy
+generation, and merged generation equal to unmerged."""
+
+import keras
+import numpy as np
+import pytest
+
+from kfinetune import peft
+from kfinetune import testing
+
+FAMILIES = (*testing.CAUSAL_LM_FAMILIES, "bart")
+# LoRA, IA3 and a Houlsby adapter together in one model: LoRA on the query,
+# attention output and first feed-forward layers, IA3 on the keys, values
+# and the feed-forward activation, adapters after the attention and the
+# feed-forward block (around LoRA's and IA3's wrappers).
+LORA = peft.LoRAConfig(
+    rank=4,
+    alpha=8,
+    targets=[
+        r".*/(query|attention_output|feedforward_(intermediate|gate)_dense"
+        r"|ffw_(gating|gating_2))"
+    ],
+)
+IA3 = peft.IA3Config()
+ADAPTER = peft.AdapterConfig(size=4)
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def build(family):
+    if family == "bart":
+        return testing.small_seq2seq_lm(
+            num_layers=1
+        ), testing.small_seq2seq_inputs()
+    return testing.small_causal_lm(
+        family, num_layers=1
+    ), testing.small_gpt2_inputs()
+
+
+def next_tokens(family, x):
+    """Next-token labels and their weights (padding weighs nothing)."""
+    prefix = "decoder_" if family == "bart" else ""
+    ids, mask = x[f"{prefix}token_ids"], x[f"{prefix}padding_mask"]
+    labels = np.concatenate([ids[:, 1:], np.zeros_like(ids[:, :1])], axis=1)
+    weights = np.concatenate([mask[:, 1:], np.zeros_like(mask[:, :1])], 1)
+    return labels, weights.astype("float32")
+
+
+def prompts(family, x):
+    """Generation inputs: the first 3 tokens of each row as the prompt."""
+    prefix = "decoder_" if family == "bart" else ""
+    x = dict(x)
+    mask = np.zeros_like(x[f"{prefix}padding_mask"])
+    mask[:, :3] = 1
+    x[f"{prefix}padding_mask"] = mask
+    return x
+
+
+def generate(model, x):
+    return model.generate(x, stop_token_ids=None)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_methods_on_generator_whole_cycle(family, tmp_path):
+    model, x = build(family)
+    for name, config in (("lora", LORA), ("ia3", IA3), ("adapter", ADAPTER)):
+        model = peft.apply(model, config, name=name)
+    peft.set_active(model, ["lora", "ia3", "adapter"])
+    trainable = {w.path for w in model.trainable_weights}
+    # Each method reached the attention and the feed-forward block of every
+    # transformer layer (a Houlsby adapter: after both).
+    for method in ("lora", "ia3", "adapter"):
+        places = {
+            path.split(f"/{method}_")[0].split("/", 1)[1]
+            for path in trainable
+            if f"/{method}_" in path
+        }
+        assert any("attention" in place for place in places), places
+        assert any(
+            place.startswith(("feedforward", "ffw")) for place in places
+        ), places
+    assert all(
+        any(f"/{m}_" in path for m in ("lora", "ia3", "adapter"))
+        for path in trainable
+    )
+
+    before = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    testing.compile_and_build(
+        model,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=LOSS,
+        sampler="greedy",
+        jit_compile=False,
+    )
+    labels, weights = next_tokens(family, x)
+    model.fit(x, labels, sample_weight=weights, epochs=2, verbose=0)
+    changed = {
+        w.path
+        for w in model.weights
+        if not np.array_equal(before[w.path], keras.ops.convert_to_numpy(w))
+    }
+    assert changed == trainable
+
+    testing.assert_keras_round_trip(model, x, str(tmp_path))
+    query = prompts(family, x)
+    generated = generate(model, query)
+    key = "decoder_token_ids" if family == "bart" else "token_ids"
+    assert generated[key].shape == x[key].shape
+    np.testing.assert_array_equal(generated[key][:, :3], x[key][:, :3])
+    # Merged LoRA and IA3 give the same logits and greedy generations.
+    logits = testing.predict(model, x)
+    peft.merge(model)
+    assert model.adapters["lora"].merged and model.adapters["ia3"].merged
+    np.testing.assert_allclose(testing.predict(model, x), logits, atol=1e-4)
+    np.testing.assert_array_equal(generate(model, query)[key], generated[key])
