@@ -67,12 +67,30 @@ Uses:
   the names, so `CRF(emissions, mask=m)` and `CRF(emissions,
   chain_mask=m)` look alike; `CRFTagger` must call its CRF again with each
   in its place.
+- `LlamaAttention._key_dense` / `_value_dense` (and the same in
+  `CachedMistralAttention` and `QwenAttention`; `CachedGemmaAttention`
+  names them `key_dense` / `value_dense`) (`key_value_projections`): the
+  key/value projections of keras-hub's rotary decoder attention layers,
+  whose output shapes are the shapes of the layer's key/value cache (key
+  and value heads, head size); the layers keep these sizes under
+  different private names, or not at all, and their `get_config` fails
+  (Llama's reads a missing `rope_scaling_factor`). Prefix tuning writes
+  its prefix into that cache.
+- The gradient of the `XlaDynamicUpdateSlice` operation
+  (`differentiable_slice_update`): on TensorFlow `keras.ops.slice_update`
+  runs it, and TensorFlow registers no gradient for it. keras-hub's
+  decoder attention layers write new keys and values into their cache with
+  `slice_update`; prefix tuning trains through that cache path, so it
+  registers the gradient (through the public `tf.RegisterGradient`) once,
+  unless TensorFlow already has one.
 """
 
 import contextlib
 
 import keras
 import tensorflow as tf
+
+_SLICE_UPDATE_OPERATION = "XlaDynamicUpdateSlice"
 
 
 @contextlib.contextmanager
@@ -254,3 +272,37 @@ def recording_call(layer, replacement):
         yield
     finally:
         object.__delattr__(layer, "call")
+
+
+def key_value_projections(attention):
+    """The key and value `EinsumDense` projections of a keras-hub rotary
+    decoder attention layer (`LlamaAttention`, `CachedMistralAttention`,
+    `QwenAttention`, `CachedGemmaAttention`)."""
+    if hasattr(attention, "_key_dense"):
+        return attention._key_dense, attention._value_dense
+    return attention.key_dense, attention.value_dense
+
+
+def differentiable_slice_update():
+    """Makes `keras.ops.slice_update` differentiable on TensorFlow (with
+    respect to the tensor updated and the update; not the start indices).
+    Idempotent."""
+    try:
+        tf.RegisterGradient(_SLICE_UPDATE_OPERATION)(_slice_update_gradient)
+    except KeyError:
+        # Already registered (by an earlier call, or by TensorFlow).
+        pass
+
+
+def _slice_update_gradient(operation, gradient):
+    # Inputs: the tensor, the update, the start indices.
+    update, start = operation.inputs[1], operation.inputs[2]
+    size = tf.shape(update, out_type=start.dtype)
+    # XLA clamps the start so that the update fits.
+    limit = tf.shape(gradient, out_type=start.dtype) - size
+    start = tf.clip_by_value(start, tf.zeros_like(start), limit)
+    update_gradient = tf.slice(gradient, start, size)
+    tensor_gradient = keras.ops.slice_update(
+        gradient, start, tf.zeros_like(update_gradient)
+    )
+    return tensor_gradient, update_gradient, None

@@ -10,6 +10,7 @@ import tensorflow as tf
 from kfinetune import compat
 from kfinetune import layers
 from kfinetune import testing
+from kfinetune import walk
 
 
 def test_a_built_layer_refuses_new_state_unless_unlocked():
@@ -239,3 +240,57 @@ def test_call_arguments_are_a_layers_symbolic_arguments_by_name():
     assert len(args) == 1 and args[0] is inputs["x"]
     assert set(kwargs) == {"mask", "chain_mask"}
     assert kwargs["mask"] is inputs["b"] and kwargs["chain_mask"] is inputs["a"]
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma", "mistral", "qwen"])
+def test_key_value_projections_give_the_cache_shape(family):
+    lm = testing.small_causal_lm(family)
+    attention = next(
+        s.layer
+        for s in walk.sites(lm)
+        if s.path == f"{lm.backbone.transformer_layers[0].path}/"
+        f"{'attention' if family == 'gemma' else 'self_attention'}"
+    )
+    key, value = compat.key_value_projections(attention)
+    assert isinstance(key, keras.layers.EinsumDense)
+    assert (key.name, value.name) == ("key", "value")
+    # Two key/value heads of size 8, the shape of the layer's cache.
+    assert tuple(key.partial_output_shape[-2:]) == (2, 8)
+    assert tuple(value.partial_output_shape[-2:]) == (2, 8)
+    x = np.zeros((1, 3, 32), "float32")
+    cache = keras.ops.zeros((1, 2, 5, 2, 8))
+    mask = np.ones((1, 3, 5), "int32")
+    _, cache = attention(
+        x, attention_mask=mask, cache=cache, cache_update_index=1
+    )
+    assert tuple(cache.shape) == (1, 2, 5, 2, 8)
+
+
+def test_slice_update_differentiates_once_registered():
+    # On TensorFlow `slice_update` runs XlaDynamicUpdateSlice, which has no
+    # gradient of its own; when this fails, Keras changed the operation.
+    tensor = tf.Variable(np.arange(12.0).reshape(3, 4).astype("float32"))
+    update = tf.Variable(np.ones((2, 2), "float32"))
+    weights = tf.constant(np.arange(1.0, 13.0).reshape(3, 4), "float32")
+    compat.differentiable_slice_update()
+    compat.differentiable_slice_update()
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            updated = keras.ops.slice_update(2.0 * tensor, [1, 1], 3.0 * update)
+            loss = tf.reduce_sum(updated * weights)
+        return tape.gradient(loss, [tensor, update])
+
+    expected_tensor = 2.0 * weights.numpy()
+    expected_tensor[1:3, 1:3] = 0.0
+    expected_update = 3.0 * weights.numpy()[1:3, 1:3]
+    for run in (gradients, tf.function(gradients, jit_compile=True)):
+        tensor_gradient, update_gradient = run()
+        np.testing.assert_allclose(tensor_gradient, expected_tensor)
+        np.testing.assert_allclose(update_gradient, expected_update)
+    graph = (
+        tf.function(lambda: keras.ops.slice_update(tensor, [0, 0], update))
+        .get_concrete_function()
+        .graph
+    )
+    assert "XlaDynamicUpdateSlice" in [op.type for op in graph.get_operations()]

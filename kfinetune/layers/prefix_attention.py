@@ -7,18 +7,43 @@ import keras_hub
 from keras import ops
 
 from kfinetune import checks
+from kfinetune import compat
+from kfinetune.layers import einsum
 
 # The attention layers whose computation `PrefixAttention` reproduces.
 SUPPORTED = (keras.layers.MultiHeadAttention,)
+# keras-hub's rotary, grouped-query decoder attention layers (Llama,
+# Mistral, Qwen, Gemma), whose own key/value cache path `PrefixAttention`
+# runs with the prefix in the cache. keras-hub does not export them: they
+# are recognised by class name, subclasses included.
+DECODER_ATTENTION = (
+    "LlamaAttention",
+    "CachedMistralAttention",
+    "QwenAttention",
+    "CachedGemmaAttention",
+)
 # A large negative logit for masked positions, representable in bfloat16
 # and float16.
 _MASKED = -3e4
+
+
+def is_decoder_attention(layer):
+    """Whether `layer` is one of keras-hub's rotary decoder attention
+    layers (`DECODER_ATTENTION`)."""
+    return any(cls.__name__ in DECODER_ATTENTION for cls in type(layer).__mro__)
+
+
+def is_supported(layer):
+    """Whether `PrefixAttention` wraps layers of `layer`'s kind."""
+    return isinstance(layer, SUPPORTED) or is_decoder_attention(layer)
 
 
 def why_not_wrappable(layer):
     """Why `PrefixAttention` cannot wrap `layer`, or `None` when it can."""
     if isinstance(layer, PrefixAttention):
         return None
+    if is_decoder_attention(layer):
+        return None if layer.built else "not built"
     if not isinstance(layer, SUPPORTED):
         return f"{type(layer).__name__} is not a MultiHeadAttention"
     config = layer.get_config()
@@ -53,10 +78,28 @@ class PrefixAttention(keras.layers.Wrapper):
     GPT-2-style decoders), with or without a key/value cache: the cache
     holds the real tokens only, and the prefix is prepended at every step.
 
+    It also wraps the rotary, grouped-query attention layers of keras-hub's
+    Llama, Mistral, Qwen and Gemma decoders (`DECODER_ATTENTION`). There the
+    prefix lives in the layer's key/value cache space, as in Hugging Face
+    PEFT: `num_key_value_heads` heads, keys taken as already rotated (the
+    prefix is not rotated). The wrapper runs the layer's own cache code path
+    with the prefix written at cache positions `0 .. length - 1` and the
+    real tokens behind it (`cache_update_index` shifted by `length`), in
+    training too (with a cache of the prefix and the sequence), so the
+    layer's own query scaling, logit soft-capping, biases and grouped-query
+    attention apply unchanged. Shifting every real token by `length`
+    positions changes no rotary score (they depend on relative positions
+    only). Sliding windows the attention layer applies itself (Gemma 2's
+    and Qwen's) count the prefix positions, as in Hugging Face PEFT, so a
+    token more than `window - length` positions in no longer sees the
+    whole prefix; Mistral's, applied by its decoder block, counts real
+    tokens only.
+
     Args:
-        layer: a built `keras.layers.MultiHeadAttention` (or subclass). To
-            write a new model, pass an unbuilt one: it is built on the first
-            call.
+        layer: a built `keras.layers.MultiHeadAttention` (or subclass), or
+            a built keras-hub decoder attention layer (`DECODER_ATTENTION`).
+            To write a new model, pass an unbuilt `MultiHeadAttention`: it
+            is built on the first call.
         length: number of prefix positions, a positive integer.
         reparameterize: train the prefix through an MLP. Defaults to
             `True`.
@@ -66,7 +109,10 @@ class PrefixAttention(keras.layers.Wrapper):
         **kwargs: base layer arguments such as `name`.
 
     Call arguments: those of `keras.layers.MultiHeadAttention` (and of
-    `CachedMultiHeadAttention`: `cache`, `cache_update_index`).
+    `CachedMultiHeadAttention`: `cache`, `cache_update_index`); around a
+    keras-hub decoder attention layer, those of that layer: the sequence
+    (first, or as `hidden_states`), `attention_mask`, `cache`,
+    `cache_update_index`.
 
     Example:
 
@@ -88,10 +134,12 @@ class PrefixAttention(keras.layers.Wrapper):
         merged=False,
         **kwargs,
     ):
-        if not isinstance(layer, SUPPORTED):
+        if not is_supported(layer):
             raise ValueError(
                 "PrefixAttention wraps keras.layers.MultiHeadAttention "
-                f"layers. Received: layer={getattr(layer, 'name', layer)!r} "
+                "layers and keras-hub's Llama, Mistral, Qwen and Gemma "
+                "attention layers. Received: "
+                f"layer={getattr(layer, 'name', layer)!r} "
                 f"({type(layer).__name__})"
             )
         checks.positive_integer("length", length)
@@ -105,7 +153,7 @@ class PrefixAttention(keras.layers.Wrapper):
 
     def build(self, query_shape=None, value_shape=None, key_shape=None):
         reason = why_not_wrappable(self.layer)
-        if reason == "not built":
+        if reason == "not built" and not is_decoder_attention(self.layer):
             if query_shape is None:
                 raise ValueError(
                     "PrefixAttention needs the query shape to build the "
@@ -118,8 +166,21 @@ class PrefixAttention(keras.layers.Wrapper):
                 f"PrefixAttention cannot wrap {self.layer.name!r}: {reason}."
             )
         self.layer.trainable = False
-        heads, key_dim = self.layer.key_dense.kernel.shape[-2:]
-        value_dim = self.layer.value_dense.kernel.shape[-1]
+        if is_decoder_attention(self.layer):
+            key_dense, value_dense = compat.key_value_projections(self.layer)
+            heads, key_dim = key_dense.partial_output_shape[-2:]
+            value_dim = value_dense.partial_output_shape[-1]
+            contracted, _ = einsum.kernel_axes(key_dense.equation)
+            width = math.prod(key_dense.kernel.shape[i] for i in contracted)
+            dropout = 0.0
+            # The layer writes keys and values into its cache with
+            # `slice_update`, which training now differentiates.
+            compat.differentiable_slice_update()
+        else:
+            heads, key_dim = self.layer.key_dense.kernel.shape[-2:]
+            value_dim = self.layer.value_dense.kernel.shape[-1]
+            width = self.layer.query_dense.kernel.shape[0]
+            dropout = self.layer.dropout
         self._shapes = {
             "key": (self.length, heads, key_dim),
             "value": (self.length, heads, value_dim),
@@ -137,7 +198,6 @@ class PrefixAttention(keras.layers.Wrapper):
             trainable=not self.reparameterize,
         )
         if self.reparameterize:
-            width = self.layer.query_dense.kernel.shape[0]
             outputs = heads * (key_dim + value_dim)
             self.prefix_embedding = self.add_weight(
                 name="prefix_embedding",
@@ -162,7 +222,6 @@ class PrefixAttention(keras.layers.Wrapper):
             self.prefix_mlp_bias_2 = self.add_weight(
                 name="prefix_mlp_bias_2", shape=(outputs,), initializer="zeros"
             )
-        dropout = self.layer.dropout
         self.prefix_dropout = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="prefix_dropout"
         )
@@ -199,8 +258,8 @@ class PrefixAttention(keras.layers.Wrapper):
 
     def call(
         self,
-        query,
-        value,
+        query=None,
+        value=None,
         key=None,
         query_mask=None,
         value_mask=None,
@@ -211,8 +270,17 @@ class PrefixAttention(keras.layers.Wrapper):
         use_causal_mask=False,
         cache=None,
         cache_update_index=None,
+        hidden_states=None,
     ):
         layer = self.layer
+        if is_decoder_attention(layer):
+            return self._call_decoder_attention(
+                query if hidden_states is None else hidden_states,
+                attention_mask,
+                cache,
+                cache_update_index,
+                training,
+            )
         cached = isinstance(layer, keras_hub.layers.CachedMultiHeadAttention)
         if not self.enabled:
             kwargs = {}
@@ -235,6 +303,11 @@ class PrefixAttention(keras.layers.Wrapper):
         if cache is not None and not cached:
             raise ValueError(
                 f"{type(layer).__name__} {layer.name!r} takes no `cache`."
+            )
+        if value is None:
+            raise ValueError(
+                f"{type(layer).__name__} {layer.name!r} needs a `value`. "
+                "Received: value=None"
             )
         if key is None:
             key = value
@@ -290,9 +363,60 @@ class PrefixAttention(keras.layers.Wrapper):
             return output, weights
         return output
 
-    def compute_output_shape(
-        self, query_shape, value_shape=None, key_shape=None
+    def _call_decoder_attention(
+        self, hidden, attention_mask, cache, cache_update_index, training
     ):
+        layer = self.layer
+        if not self.enabled:
+            kwargs = {"attention_mask": attention_mask, "training": training}
+            if cache is not None:
+                kwargs["cache"] = cache
+                kwargs["cache_update_index"] = cache_update_index
+            return layer(hidden, **kwargs)
+        if cache is not None and cache_update_index is None:
+            raise ValueError(
+                f"{type(layer).__name__} {layer.name!r} with a prefix needs "
+                "the `cache_update_index` of the tokens with its `cache`. "
+                "Received: cache_update_index=None"
+            )
+        batch = ops.shape(hidden)[0]
+        dtype = layer.compute_dtype
+        prefix_key, prefix_value = self.prefix()
+        prefix = ops.stack(
+            [
+                _tile(prefix_key, batch, dtype),
+                _tile(prefix_value, batch, dtype),
+            ],
+            axis=1,
+        )
+        if cache is None:
+            # No cache (training, scoring): one holding the prefix, and room
+            # behind it for the keys and values the layer computes.
+            shape = ops.shape(prefix)
+            room = (batch, 2, ops.shape(hidden)[1], shape[3], shape[4])
+            extended = ops.concatenate([prefix, ops.zeros(room, dtype)], 2)
+            index = self.length
+        else:
+            extended = ops.concatenate([prefix, ops.cast(cache, dtype)], 2)
+            index = cache_update_index + self.length
+        if attention_mask is not None:
+            attention_mask = _extend(attention_mask, self.length)
+        output, extended = layer(
+            hidden,
+            attention_mask=attention_mask,
+            cache=extended,
+            cache_update_index=index,
+            training=training,
+        )
+        if cache is None:
+            return output
+        return output, extended[:, :, self.length :]
+
+    def compute_output_shape(
+        self, query_shape=None, value_shape=None, key_shape=None
+    ):
+        if is_decoder_attention(self.layer):
+            return query_shape
         return self.layer.compute_output_shape(
             query_shape, value_shape or query_shape, key_shape
         )
@@ -339,7 +463,7 @@ def _causal_mask(query, value):
 
 
 def _extend(mask, length):
-    """Lets every query attend to `length` prefix positions in front."""
-    mask = ops.cast(mask, "bool")
+    """Lets every query attend to `length` prefix positions in front (the
+    mask keeps its dtype)."""
     ones = ops.ones_like(mask[..., :1])
     return ops.concatenate([ops.repeat(ones, length, axis=-1), mask], axis=-1)

@@ -21,6 +21,12 @@ class PrefixConfig(config.PEFTConfig):
     generation (`generate()`) works: the cache holds the real tokens and the
     prefix is prepended at each step.
 
+    In keras-hub's Llama, Mistral, Qwen and Gemma decoders the self-attention
+    layer of every decoder block is wrapped too; the prefix lives in its
+    key/value cache space as in Hugging Face PEFT (`num_key_value_heads`
+    heads, keys not rotated), and the layer's own cache code path attends
+    over it (see `kfinetune.layers.PrefixAttention`).
+
     With `reparameterize=True` (Li and Liang's recipe) each prefix is the
     output of a small MLP during training; `kfinetune.peft.merge(model)`
     folds it into plain prefixes for inference and export.
@@ -30,7 +36,8 @@ class PrefixConfig(config.PEFTConfig):
         reparameterize: train through an MLP. Defaults to `True`.
         hidden: the MLP's hidden width. Defaults to `512`.
         targets: paths or regular expressions of the attention layers.
-            Defaults to every `MultiHeadAttention` in the model.
+            Defaults to every `MultiHeadAttention` in the model, and every
+            Llama, Mistral, Qwen or Gemma self-attention layer.
         trainable: see `PEFTConfig`.
 
     Example:
@@ -66,7 +73,7 @@ class PrefixConfig(config.PEFTConfig):
         paths = [
             s.path
             for s in injected.candidates(model)
-            if isinstance(s.layer, prefix_attention.SUPPORTED)
+            if prefix_attention.is_supported(s.layer)
         ]
         if not paths:
             raise ValueError(

@@ -1,5 +1,7 @@
 """`PromptConfig`: prompt tuning, applied by `kfinetune.peft.apply`."""
 
+import math
+
 import keras
 import keras_hub
 import numpy as np
@@ -14,6 +16,15 @@ INITS = ("random", "vocab", "text")
 TRANSFORMERS = (
     keras_hub.layers.TransformerEncoder,
     keras_hub.layers.TransformerDecoder,
+)
+# Decoder-only backbones whose token embedding feeds the first of their
+# `transformer_layers` directly (no layer in between to wrap): the wrapper
+# of that first decoder layer inserts the prompts.
+DECODER_BACKBONES = (
+    keras_hub.models.LlamaBackbone,
+    keras_hub.models.MistralBackbone,
+    keras_hub.models.QwenBackbone,
+    keras_hub.models.GemmaBackbone,
 )
 
 
@@ -35,7 +46,19 @@ class PromptConfig(config.PEFTConfig):
     (position 0), after the embedding sum, where the causal mask lets every
     token attend to them.
 
-    Cached generation (`generate()`) is not supported with prompts yet and
+    In keras-hub's Llama, Mistral, Qwen and Gemma decoders the prompts go
+    before the first token too, inserted by the wrapper of the first
+    decoder layer into the token embeddings it receives; with rotary
+    position embeddings the real tokens then sit at positions `length ..`.
+    In Gemma they live where token embeddings do, before Gemma's
+    `sqrt(hidden_dim)` scaling (the wrapper scales them on the way in), as
+    in Hugging Face PEFT, which prepends them to `inputs_embeds`: so
+    `init="vocab"` and `"text"` start from the token embeddings themselves
+    and the prompts keep the scale, and the learning rates, of Hugging Face
+    PEFT's. Cached generation (`generate()`) works in these decoders: each
+    decoder layer recomputes the prompts' keys and values, which depend on
+    the prompts alone, in front of the cache at every step (`length` more
+    positions per step). With GPT-2 and BART it is not supported yet and
     raises `NotImplementedError`.
 
     Args:
@@ -55,7 +78,9 @@ class PromptConfig(config.PEFTConfig):
         targets: path or pattern of the layer whose output is the
             embedding sequence. Defaults to the last embedding layer before
             the dropout that feeds the first transformer layer
-            (`embeddings_layer_norm` in BERT, `embeddings_add` in GPT-2).
+            (`embeddings_layer_norm` in BERT, `embeddings_add` in GPT-2);
+            in Llama, Mistral, Qwen and Gemma, the first decoder layer
+            (`transformer_layer_0`, `decoder_block_0`).
         trainable: see `PEFTConfig`.
 
     Example:
@@ -132,7 +157,15 @@ class PromptConfig(config.PEFTConfig):
         return ids
 
     def default_targets(self, model):
+        backbone = _decoder_backbone(model)
+        if backbone is not None:
+            return [backbone.transformer_layers[0].path]
         graph, layers = _transformer_graph(model)
+        stack = _encoder_stack(layers)
+        if len(stack) < len(layers):
+            # Encoder-decoder: the graph lists both embeddings before both
+            # stacks, so follow the encoder's input back instead.
+            return [_embedding_output(graph, stack[0]).path]
         first = next(
             i for i, layer in enumerate(graph.layers) if layer in layers
         )
@@ -159,6 +192,8 @@ class PromptConfig(config.PEFTConfig):
                 "extended with prompts"
             )
         graph = site.parent
+        if isinstance(graph, DECODER_BACKBONES):
+            return self._decoder_injections(site, name, sites)
         transformers = [
             s
             for s in sites
@@ -166,6 +201,8 @@ class PromptConfig(config.PEFTConfig):
             and s.graph_node
             and isinstance(s.layer, TRANSFORMERS)
         ]
+        kept = _encoder_stack([s.layer for s in transformers])
+        transformers = [s for s in transformers if s.layer in kept]
         if not transformers:
             return None, (
                 f"{graph.name!r} has no keras-hub TransformerEncoder or "
@@ -211,11 +248,53 @@ class PromptConfig(config.PEFTConfig):
             )
         return planned, None
 
+    def _decoder_injections(self, site, name, sites):
+        """The wrappers for a Llama, Mistral, Qwen or Gemma backbone: the
+        first decoder layer's inserts the prompts."""
+        graph = site.parent
+        layers = graph.transformer_layers
+        if site.layer is not layers[0]:
+            return None, (
+                f"prompts enter before the first decoder layer of "
+                f"{graph.name!r}: target {layers[0].path!r}"
+            )
+        position = 0 if self.position is None else self.position
+        values = self._initial_values(None, graph)
+        scale = 1.0
+        if isinstance(graph, keras_hub.models.GemmaBackbone):
+            scale = math.sqrt(graph.hidden_dim)
+        by_layer = {id(s.layer): s for s in sites if s.parent is graph}
+
+        def make(layer, index):
+            def make_wrapper():
+                first = index == 0
+                wrapper = prompt_wrappers.PromptMask(
+                    layer,
+                    length=self.length,
+                    position=position,
+                    strip=index == len(layers) - 1,
+                    insert=first,
+                    scale=scale,
+                    name=f"prompt_{name}"
+                    if first
+                    else (f"prompt_{name}_{layer.name}"),
+                )
+                wrapper.initial_values = values
+                return wrapper
+
+            return make_wrapper
+
+        planned = [
+            config.Injection(by_layer[id(layer)], make(layer, i), rewire=True)
+            for i, layer in enumerate(layers)
+        ]
+        return planned, None
+
     def check(self, model):
         taken = [
             s.layer.adapter_name
             for s in walk.sites(model)
-            if isinstance(s.layer, prompt_wrappers.PromptInsertion)
+            if _inserts_prompts(s.layer)
         ]
         if taken:
             raise ValueError(
@@ -270,6 +349,57 @@ class PromptConfig(config.PEFTConfig):
 def _token_ids(tokenizer, text):
     ids = keras.ops.convert_to_numpy(tokenizer(text))
     return [int(i) for i in np.reshape(ids, -1)]
+
+
+def _inserts_prompts(layer):
+    return isinstance(layer, prompt_wrappers.PromptInsertion) or (
+        isinstance(layer, prompt_wrappers.PromptMask) and layer.insert
+    )
+
+
+def _decoder_backbone(model):
+    """The Llama, Mistral, Qwen or Gemma backbone of `model`, or `None`."""
+    for layer in [model, *(s.layer for s in walk.sites(model))]:
+        if isinstance(layer, DECODER_BACKBONES):
+            return layer
+    return None
+
+
+def _encoder_stack(layers):
+    """The transformer layers the prompts pass through: in an
+    encoder-decoder graph (BART) the encoder's only, as Hugging Face PEFT
+    prepends the prompts to the encoder's input; otherwise all of them."""
+    encoders = [
+        layer
+        for layer in layers
+        if isinstance(layer, keras_hub.layers.TransformerEncoder)
+    ]
+    if encoders and len(encoders) < len(layers):
+        return encoders
+    return layers
+
+
+def _embedding_output(graph, transformer):
+    """The layer of `graph` whose output is `transformer`'s input sequence,
+    dropout skipped."""
+    inputs = transformer.input
+    sequence = inputs[0] if isinstance(inputs, list | tuple) else inputs
+    for _ in graph.layers:
+        producer = next(
+            (layer for layer in graph.layers if layer.output is sequence),
+            None,
+        )
+        if not isinstance(producer, keras.layers.Dropout):
+            break
+        sequence = producer.input
+    if producer is None or not producer.path:
+        raise ValueError(
+            "Prompt tuning cannot find the embedding output before "
+            f"{transformer.name!r}. Pass `targets=` the path of the layer "
+            "whose output is the embedding sequence. "
+            f"Received: model={graph.name!r}"
+        )
+    return producer
 
 
 def _transformer_graph(model):

@@ -8,6 +8,7 @@ Later features reuse these so that every one is tested the same way: through
 from kfinetune.compiling import compile_and_build
 from kfinetune.testing.atomicity import assert_model_unchanged
 from kfinetune.testing.atomicity import model_state
+from kfinetune.testing.generation import greedy_decoding
 from kfinetune.testing.models import CAUSAL_LM_FAMILIES
 from kfinetune.testing.models import VOCABULARY
 from kfinetune.testing.models import small_bert_backbone
@@ -49,6 +50,7 @@ __all__ = [
     "compile_and_build",
     "dtype_policy",
     "fit_and_predict",
+    "greedy_decoding",
     "model_state",
     "predict",
     "small_bert_backbone",

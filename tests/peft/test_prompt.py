@@ -161,7 +161,7 @@ def test_initialisations():
     assert 0.3 < float(np.std(values.numpy())) < 3.0
 
 
-def test_gpt2_prompts_before_the_first_token_and_no_cached_generation():
+def test_gpt2_prompts_before_the_first_token_and_cached_generation():
     lm = testing.small_gpt2_causal_lm()
     x = testing.small_gpt2_inputs(batch_size=4)
     model = peft.apply(lm, peft.PromptConfig(length=2))
@@ -180,8 +180,10 @@ def test_gpt2_prompts_before_the_first_token_and_no_cached_generation():
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     model.fit(x, x["token_ids"], epochs=1, verbose=0)
-    with pytest.raises(NotImplementedError, match="cached generation"):
-        model.generate(x, stop_token_ids=None)
+    # The cache holds the prompts' keys and values in front of the tokens'.
+    lm.compile(sampler="greedy", run_eagerly=True)
+    generated = model.generate(x, stop_token_ids=None)["token_ids"]
+    np.testing.assert_array_equal(generated, testing.greedy_decoding(model, x))
 
 
 def test_prompt_embedding_layer_in_a_new_model(tmp_path):
@@ -319,3 +321,40 @@ def test_prompts_with_lora_and_a_prefix_as_named_adapters(data, tmp_path):
     peft.delete(model, "prompt")
     peft.delete(model, "prefix")
     testing.assert_outputs_close(testing.predict(model, x), only_lora)
+
+
+def test_bart_prompts_go_before_the_encoder_and_generate():
+    lm = testing.small_seq2seq_lm(num_layers=1)
+    model = peft.apply(lm, peft.PromptConfig(length=2))
+    # As in Hugging Face PEFT, the prompts extend the encoder's input only.
+    insertion = lm.backbone.get_layer("prompt_default")
+    assert insertion.layer.name == "encoder_embeddings_layer_norm"
+    wrapped = [
+        layer.name
+        for layer in lm.backbone.layers
+        if layer.name.startswith("prompt_default_")
+    ]
+    assert wrapped == ["prompt_default_transformer_encoder_layer_0"]
+    x = testing.small_seq2seq_inputs()
+    logits = testing.predict(model, x)
+    changed = {k: v.copy() for k, v in x.items()}
+    changed["encoder_token_ids"][x["encoder_padding_mask"] == 0] = 9
+    np.testing.assert_allclose(
+        testing.predict(model, changed), logits, atol=1e-5
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,
+    )
+    model.fit(x, x["decoder_token_ids"], epochs=1, verbose=0)
+    # keras-hub's generate() runs the encoder's layers through the
+    # backbone's attributes, which hold the wrappers.
+    lm.compile(sampler="greedy", run_eagerly=True)
+    query = dict(x)
+    query["decoder_padding_mask"] = np.zeros_like(x["decoder_padding_mask"])
+    query["decoder_padding_mask"][:, :2] = 1
+    generated = model.generate(query, stop_token_ids=None)
+    np.testing.assert_array_equal(
+        generated["decoder_token_ids"], testing.greedy_decoding(model, query)
+    )
