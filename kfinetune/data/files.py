@@ -15,9 +15,9 @@ from kfinetune.data.labelled_texts import infer_class_names
 ERRORS = ("strict", "replace", "ignore")
 
 # `surrogateescape` decodes each undecodable byte to one of these.
-_ESCAPED_BYTES = re.compile("[\udc80-\udcff]+")
+ESCAPED_BYTES = re.compile("[\udc80-\udcff]+")
 
-_JSON_TYPES = {
+JSON_TYPES = {
     list: "array",
     str: "string",
     int: "number",
@@ -26,7 +26,7 @@ _JSON_TYPES = {
     type(None): "null",
 }
 
-_ERRORS_HINT = (
+ERRORS_HINT = (
     'Pass `errors="replace"` to replace undecodable bytes (the replacement '
     'characters are then removed), `errors="ignore"` to drop them, or the '
     "file's real `encoding`."
@@ -58,7 +58,10 @@ def _check_options(encoding, errors, classes):
     return names
 
 
-def _read_text(path, encoding, errors):
+def read_text(path, encoding, errors):
+    """The text of the file at `path`, decoded with `encoding`; with
+    `errors="strict"` an undecodable byte is an error naming its line and
+    column (the readers of this package share this)."""
     try:
         raw = pathlib.Path(path).read_bytes()
     except FileNotFoundError:
@@ -77,7 +80,7 @@ def _read_text(path, encoding, errors):
         bad = error.object[error.start : error.end]
         raise ValueError(
             f"'{path}' has bytes that are not valid {encoding} at byte "
-            f"{error.start}. {_ERRORS_HINT} Received: {bad!r}"
+            f"{error.start}. {ERRORS_HINT} Received: {bad!r}"
         ) from None
     if errors == "replace":
         content = text_lib.strip_replacement_characters(content)
@@ -92,14 +95,14 @@ def _check_unicode(value, where, column, encoding, from_bytes):
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as error:
-        escaped = _ESCAPED_BYTES.match(value, error.start)
+        escaped = ESCAPED_BYTES.match(value, error.start)
         if from_bytes and escaped:
             raw = escaped.group().encode("utf-8", "surrogateescape")
             before = value[max(0, error.start - 30) : error.start]
             place = f"after {before!r}" if before else "at its start"
             raise ValueError(
                 f"{where}: column {column!r} has bytes that are not valid "
-                f"{encoding}, {place}. {_ERRORS_HINT} Received: {raw!r}"
+                f"{encoding}, {place}. {ERRORS_HINT} Received: {raw!r}"
             ) from None
         raise ValueError(
             f"{where}: column {column!r} has an unpaired surrogate, which is "
@@ -232,7 +235,7 @@ def from_csv(
             "`delimiter` must be a single character. "
             f"Received: delimiter={delimiter!r}"
         )
-    content = _read_text(path, encoding, errors)
+    content = read_text(path, encoding, errors)
     rows = _csv_rows(path, content, delimiter)
     _, header = next(rows)
     for name, column in (
@@ -322,7 +325,7 @@ def from_jsonl(
     ```
     """
     classes = _check_options(encoding, errors, classes)
-    content = _read_text(path, encoding, errors)
+    content = read_text(path, encoding, errors)
     objects = []
     # Only "\n" ends a line: JSON strings may hold U+2028 and other
     # characters that `str.splitlines` would also split on.
@@ -340,11 +343,11 @@ def from_jsonl(
         if not isinstance(value, dict):
             raise ValueError(
                 f"Line {line_number} of '{path}' is a JSON "
-                f"{_JSON_TYPES[type(value)]}, not an object. "
+                f"{JSON_TYPES[type(value)]}, not an object. "
                 f"Received: {line[:80]!r}"
             )
         where = f"Row {len(objects) + 1} (line {line_number}) of '{path}'"
-        objects.append((where, value, bool(_ESCAPED_BYTES.search(line))))
+        objects.append((where, value, bool(ESCAPED_BYTES.search(line))))
     keys = dict.fromkeys(key for _, value, _ in objects for key in value)
     for name, column in (
         ("text_column", text_column),
