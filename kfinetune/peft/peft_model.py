@@ -97,7 +97,8 @@ class PEFTModel(keras_hub.models.Task):
 
         A keras-hub generator base (a `CausalLM` or `Seq2SeqLM`, whose
         `generate` the `PEFTModel` forwards) also takes `sampler`, as its
-        own `compile` does.
+        own `compile` does, and its `generate` follows `jit_compile` and
+        `run_eagerly`.
 
         Args:
             *args: the arguments of `keras.Model.compile`.
@@ -118,8 +119,14 @@ class PEFTModel(keras_hub.models.Task):
                     f"Received: sampler={sampler!r}"
                 )
             self.base.sampler = keras_hub.samplers.get(sampler)
-            self.base.generate_function = None
         super().compile(*args, **kwargs)
+        if callable(getattr(self.base, "generate", None)):
+            # `generate` runs on the base: it follows this model's settings
+            # (a CPU-only machine would otherwise leave the base without
+            # XLA whatever `jit_compile=True` asked).
+            self.base.jit_compile = self.jit_compile
+            self.base.run_eagerly = self.run_eagerly
+            self.base.generate_function = None
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Refuses: quantize the base model before applying adapters.

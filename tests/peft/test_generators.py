@@ -140,3 +140,18 @@ def test_adapted_llama_exports_as_saved_model_and_merged_hf_folder(tmp_path):
     plain.export_to_transformers(str(tmp_path / "hf"))
     reloaded = presets.causal_lm(tmp_path / "hf")
     np.testing.assert_allclose(testing.predict(reloaded, x), logits, atol=1e-4)
+
+
+def test_compile_sets_the_sampler_and_compilation_of_generate():
+    base, _ = build("gpt2")
+    model = peft.apply(base, LORA)
+    model.compile(optimizer="adam", sampler="greedy", jit_compile=True)
+    assert type(base.sampler).__name__ == "GreedySampler"
+    # `generate` runs on the base: without this a CPU-only machine left it
+    # without XLA whatever `jit_compile=True` asked.
+    assert base.jit_compile and not base.run_eagerly
+    model.compile(optimizer="adam", run_eagerly=True)
+    assert base.run_eagerly and type(base.sampler).__name__ == "GreedySampler"
+    classifier = peft.apply(testing.small_bert_classifier(), LORA)
+    with pytest.raises(ValueError, match="does not generate.*sampler='greedy'"):
+        classifier.compile(optimizer="adam", sampler="greedy")
