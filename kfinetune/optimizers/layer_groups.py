@@ -6,7 +6,22 @@ from kfinetune import checks
 from kfinetune import compat
 from kfinetune import matcher
 
-_BLOCK = re.compile(r"(?:^|/)transformer_layer_(\d+)(?:/|$)")
+# The names keras-hub gives the transformer blocks of its backbones: one
+# stack of `transformer_layer_<i>` (BERT, GPT-2, Llama, Mistral, Qwen) or
+# `decoder_block_<i>` (Gemma), or an encoder and a decoder stack
+# (`transformer_encoder_layer_<i>` and `transformer_decoder_layer_<i>` in
+# BART, T5 and Whisper; `encoder_layer_<i>` and `decoder_layer_<i>` in
+# T5Gemma).
+BLOCK_NAME = re.compile(
+    r"(?:transformer_layer"
+    r"|(?:transformer_)?(?P<stack>encoder|decoder)_(?:layer|block))"
+    r"_(?P<index>\d+)"
+)
+_BLOCK = re.compile(rf"(?:^|/)(?:{BLOCK_NAME.pattern})(?:/|$)")
+# The stacks of an encoder-decoder, bottom first: blocks of no named stack,
+# then the encoder's (it reads the input), then the decoder's (it writes
+# the output).
+_STACKS = (None, "encoder", "decoder")
 
 
 class LayerGroups:
@@ -128,10 +143,18 @@ def layer_groups(model, groups=None):
       group first, each weight goes to the one group whose pattern matches
       its path (`kfinetune.matcher`: exact path, else `re.fullmatch`);
       frozen weights may be left out (e.g. a LoRA model's base).
-    - For keras-hub transformers (weights under `transformer_layer_<i>/`):
+    - For keras-hub transformers (weights under a block named as in
+      `BLOCK_NAME`: `transformer_layer_<i>/`, Gemma's `decoder_block_<i>/`):
       `embeddings` (every weight before the first block), `block_0` ...
-      `block_<n-1>`, and `head` (every weight after the last block: pooler
-      and output layer).
+      `block_<n-1>`, and `head` (every weight after the last block: the
+      final norm, pooler and output layer). A tied token embedding (BERT,
+      GPT-2, Gemma, Qwen, BART), which is also the LM head, stays in
+      `embeddings`; an untied output projection (the
+      `reverse_embeddings` of Llama and Mistral) is in `head`.
+    - With an encoder and a decoder stack (BART): `embeddings` (both
+      stacks' embeddings), `encoder_block_0` ... , `decoder_block_0` ... ,
+      then `head` if weights follow the last decoder block (BART has none:
+      its top group is the last decoder block).
     - Otherwise, one group per top-level layer with weights, in the model's
       layer order (for functional models, graph order: inputs first). Merge
       neighbours with `.merge(num_groups)`.
@@ -217,25 +240,50 @@ def _by_patterns(paths, trainable, groups):
 
 def _by_transformer_block(paths):
     blocks = {}
-    first = last = None
-    for i, path in enumerate(paths):
+    for path in paths:
         match = _BLOCK.search(path)
         if match:
-            blocks.setdefault(int(match.group(1)), []).append(path)
-            first = i if first is None else first
-            last = i
+            key = (_STACKS.index(match["stack"]), int(match["index"]))
+            blocks.setdefault(key, []).append(path)
+    # A stack's name prefixes its blocks' only when there are two stacks
+    # (BART's `encoder_block_0` and `decoder_block_0`); Gemma's one stack of
+    # `decoder_block_<i>` gives `block_<i>`, as the others.
+    two_stacks = len({stack for stack, _ in blocks}) > 1
+    names = {
+        (stack, index): (
+            f"{_STACKS[stack]}_block_{index}"
+            if two_stacks and _STACKS[stack]
+            else f"block_{index}"
+        )
+        for stack, index in sorted(blocks)
+    }
+    group = {p: names[key] for key, members in blocks.items() for p in members}
+    positions = [i for i, p in enumerate(paths) if p in group]
+    first, last = positions[0], positions[-1]
     result = {"embeddings": []}
-    result.update({f"block_{k}": blocks[k] for k in sorted(blocks)})
+    result.update({names[key]: [] for key in sorted(blocks)})
     result["head"] = []
+    below = None
     for i, path in enumerate(paths):
-        if _BLOCK.search(path):
-            continue
-        result["embeddings" if i < first else "head"].append(path)
-    if last is not None and not result["head"]:
-        del result["head"]
-    if not result["embeddings"]:
-        del result["embeddings"]
-    return result
+        if path in group:
+            below = group[path]
+        elif i > last or _is_output_projection(path):
+            group[path] = "head"
+        elif i < first or "embedding" in path:
+            # BART's decoder embeddings come after the encoder's blocks.
+            group[path] = "embeddings"
+        else:
+            # Between two stacks: e.g. an encoder's final norm tops it.
+            group[path] = below
+        result[group[path]].append(path)
+    return {name: members for name, members in result.items() if members}
+
+
+def _is_output_projection(path):
+    # An untied output projection (Llama's, Mistral's) is the LM head
+    # although it lives in the token embedding layer; with int8 it has a
+    # `reverse_embeddings_scale` too.
+    return path.rsplit("/", 1)[-1].startswith("reverse_embeddings")
 
 
 def _by_top_level_layer(model, variables):

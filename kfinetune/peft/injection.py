@@ -13,6 +13,7 @@ from kfinetune import walk
 from kfinetune.layers import einsum
 from kfinetune.peft import adapter_state
 from kfinetune.peft import injected
+from kfinetune.peft import quantized_heads
 from kfinetune.peft import trainable_flags
 from kfinetune.peft.adapter_record import AdapterRecord
 
@@ -83,6 +84,9 @@ def inject(model, config, name, plan=None):
             put_back(site, wrapper, site.layer)
         trainable_flags.restore(flags)
         raise
+    # Adapters below an int8 LM head train on its gradient (also when
+    # `PEFTModel.from_config` re-applies them).
+    quantized_heads.pass_gradients(model.base)
     model.adapters[name] = AdapterRecord(
         config=config,
         trainable=config.resolved_trainable(model.base),

@@ -5,9 +5,13 @@ import keras_hub
 
 from kfinetune import matcher
 from kfinetune import walk
+from kfinetune.optimizers.layer_groups import BLOCK_NAME
 from kfinetune.peft.compiled_functions import reset_compiled_functions
 
-# The blocks `remat` targets by default: keras-hub's transformer layers.
+# The blocks `remat` targets by default: keras-hub's transformer layers,
+# and the blocks of keras-hub backbones, which most generators build from
+# their own classes (Llama's `LlamaTransformerDecoder`, Gemma's
+# `GemmaDecoderBlock`), found by name as `layer_groups` finds them.
 BLOCKS = (
     keras_hub.layers.TransformerEncoder,
     keras_hub.layers.TransformerDecoder,
@@ -44,7 +48,11 @@ def remat(model, enabled=True, targets=None):
         targets: layer paths or regular expressions of the layers to
             rematerialise, matched as in `kfinetune.peft` configs. Defaults
             to every keras-hub `TransformerEncoder` and `TransformerDecoder`
-            layer.
+            layer and every transformer block of a keras-hub backbone
+            (`transformer_layer_<i>`, Gemma's `decoder_block_<i>`, BART's
+            `transformer_encoder_layer_<i>` and
+            `transformer_decoder_layer_<i>`), so the blocks of every
+            keras-hub generator.
 
     Returns:
         The paths of the layers changed, in model order.
@@ -71,11 +79,12 @@ def remat(model, enabled=True, targets=None):
         raise ValueError(f"`enabled` must be a bool. Received: {enabled=}")
     sites = [s for s in walk.sites(model) if s.path]
     if targets is None:
-        chosen = [s for s in sites if isinstance(s.layer, BLOCKS)]
+        chosen = [s for s in sites if _is_block(s)]
         if not chosen:
             raise ValueError(
                 "`model` has no keras-hub TransformerEncoder or "
-                "TransformerDecoder layer: name the layers to rematerialise "
+                "TransformerDecoder layer and no transformer block of a "
+                "keras-hub backbone: name the layers to rematerialise "
                 f"with `targets`. Received: targets={targets!r}"
             )
     else:
@@ -101,6 +110,14 @@ def remat(model, enabled=True, targets=None):
 def is_rematerialised(layer):
     """Whether `remat` made `layer` recompute its activations."""
     return getattr(layer.__dict__.get("call"), "kfinetune_remat", False)
+
+
+def _is_block(site):
+    if isinstance(site.layer, BLOCKS):
+        return True
+    # By the last part of the path, which a wrapper around the block (prompt
+    # tuning's) does not share.
+    return BLOCK_NAME.fullmatch(site.path.rsplit("/", 1)[-1]) is not None
 
 
 def _set(layer, enabled):
