@@ -71,7 +71,7 @@ bench: $(INSTALLED)
 # take the longest). Each benchmark alone:
 # python -m benchmarks.NAME (--help lists its options).
 QUALITY := quality tagging multitask domain_adaptation few_shot augmentation \
-  incremental active_learning distillation
+  incremental active_learning distillation generation
 
 quality: $(INSTALLED)
 	@for name in $(QUALITY); do \

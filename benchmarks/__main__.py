@@ -15,6 +15,7 @@ STEPS = (
     "inference",
     "optimizer",
     "crf",
+    "generators",
     "distillation_speed",
     "memory",
     "report",

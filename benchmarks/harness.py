@@ -240,7 +240,9 @@ def write_json(name, payload):
         payload: a JSON-ready dict that holds at least `"parameters"` (what
             was run, so the result can be reproduced) and `"results"`; an
             optional `"description"` (Markdown: what is measured and how)
-            heads the benchmark's section of the report.
+            heads the benchmark's section of the report, and an optional
+            `"command"` replaces `python -m benchmarks.<name>` there (for
+            a benchmark that writes several results).
 
     Returns:
         The path written.

@@ -17,6 +17,8 @@ ORDER = (
     "inference",
     "optimizer",
     "crf",
+    "generators_step_time",
+    "generators_generate",
     "memory",
     "quality",
     "gelu",
@@ -29,6 +31,7 @@ ORDER = (
     "incremental",
     "active_learning",
     "distillation",
+    "generation",
     "distillation_speed",
 )
 TITLES = {
@@ -36,6 +39,8 @@ TITLES = {
     "inference": "Inference step time",
     "optimizer": "Layer-wise optimizer and gradual unfreezing step time",
     "crf": "CRF head step time",
+    "generators_step_time": "Generators: GPT-2 training step time",
+    "generators_generate": "Generators: GPT-2 greedy `generate()` time",
     "memory": "Peak training memory",
     "quality": "Quality: binary tweet sentiment",
     "gelu": "Quality: exact GELU against keras-hub's tanh approximation",
@@ -49,6 +54,8 @@ TITLES = {
     "incremental": "Quality: incremental fine-tuning (adding a class)",
     "active_learning": "Quality: active learning",
     "distillation": "Quality: knowledge distillation",
+    "generation": "Quality: fine-tuning a generator (case restoration, "
+    "small BART pretrained on the tweets)",
     "distillation_speed": "Distilled student inference step time",
 }
 # Each variant's target, or a figure measured before the benchmark existed
@@ -76,6 +83,14 @@ REFERENCES = {
     "crf": {
         "crf": "target ≤ 1.10; first step ≤ 2",
         "word_crf": "target ≤ 1.10; first step ≤ 2",
+    },
+    "generators_step_time": {
+        "keras_lora": "reported",
+        "lora": "target ≤ 0.75, and ≤ keras_lora",
+    },
+    "generators_generate": {
+        "lora_merged": "target ≤ 1.02",
+        "prefix_merged": "target ≤ 1.15",
     },
     "distillation_speed": {"student": "reported"},
     "memory": {
@@ -152,6 +167,9 @@ Ratios; lower is better unless said.
   `enable_lora` at the same rank and targets. A frozen base still needs the
   input-gradient half of the backward pass: nothing goes below ≈ 0.71.
 - Merged LoRA / adapter-free inference ÷ base model inference ≤ 1.02.
+- Generators (GPT-2-base): LoRA training step ÷ full step ≤ 0.75, and
+  ≤ 1.00 × keras-hub `enable_lora`; greedy `generate()` of 64 tokens
+  with merged LoRA ÷ base ≤ 1.02, with merged prefix tuning ÷ base ≤ 1.15.
 - Gradual unfreezing, head-only stage step ÷ full step ≤ 0.45.
 - Layer-wise optimizer with 8 groups ÷ single AdamW step ≤ 1.02, and
   ≤ 1.00 × Keras `MultiOptimizer` with the same groups.
@@ -194,7 +212,7 @@ def _versus_control(name, results):
     )
 
 
-def _step_time_table(payload, kind="step_time"):
+def _step_time_table(payload, kind="step_time", step="step"):
     baseline = payload["baseline"]
     references = REFERENCES[kind]
     results = payload["results"]
@@ -227,7 +245,7 @@ def _step_time_table(payload, kind="step_time"):
             if with_first
             else []
         ),
-        "median step (ms)",
+        f"median {step} (ms)",
         f"÷ {baseline} (median)",
         "IQR",
         "95% CI",
@@ -354,6 +372,12 @@ TABLES = {
     "inference": lambda payload: _step_time_table(payload, "inference"),
     "optimizer": lambda payload: _step_time_table(payload, "optimizer"),
     "crf": lambda payload: _step_time_table(payload, "crf"),
+    "generators_step_time": lambda payload: _step_time_table(
+        payload, "generators_step_time"
+    ),
+    "generators_generate": lambda payload: _step_time_table(
+        payload, "generators_generate", step="call"
+    ),
     "distillation_speed": lambda payload: _step_time_table(
         payload, "distillation_speed"
     ),
@@ -374,7 +398,13 @@ def _warnings(name, parameters):
         notes.append(
             f"A smoke run: at most {parameters['limit']} batches per split"
         )
-    if name in ("step_time", "crf") and parameters.get("repeats", 30) < 30:
+    speed = ("step_time", "crf", "generators_step_time", "generators_generate")
+    if parameters.get("smoke"):
+        notes.append(
+            "A smoke run: a small model and a few rounds, to check the "
+            "benchmark end to end; its ratios mean nothing"
+        )
+    elif name in speed and parameters.get("repeats", 30) < 30:
         notes.append(
             f"Only {parameters['repeats']} timed rounds (the method asks "
             "for at least 30)"
@@ -386,6 +416,7 @@ def _warnings(name, parameters):
 # from the recorded times like the baseline ratios.
 PAIRS = {
     "step_time": [("lora", "keras_lora")],
+    "generators_step_time": [("lora", "keras_lora")],
     "optimizer": [
         ("layerwise", "multi_optimizer"),
         ("unfreezing_head_stage", "frozen_backbone"),
@@ -432,12 +463,14 @@ def _section(document):
             for row, r in document["results"].items()
             if "note" in r
         )
+    # A benchmark that writes several results names its command.
+    command = document.get("command", f"python -m benchmarks.{name}")
     description = document.get("description", "")
     if description:
         description = f"\n{description.strip()}\n"
     return (
         f"## {TITLES.get(name, name)}\n{notes}{description}\n"
-        f"`python -m benchmarks.{name}`, run {machine['date_utc']} "
+        f"`{command}`, run {machine['date_utc']} "
         f"(load average {machine['load_average_1m']} at the start). "
         f"Settings: {settings}.\n\n"
         f"{render_results(name, document)}{extra}\n"
@@ -556,7 +589,8 @@ def build_page(documents):
         '!!! note "Generated page"\n'
         "    `python -m benchmarks.report` writes this page from the JSON "
         "files in\n    `benchmarks/results/`; `make bench` (step time, "
-        "inference, optimizer,\n    CRF, distilled student, memory) and "
+        "inference, optimizer,\n    CRF, generators, distilled student, "
+        "memory) and "
         "`make quality` rerun the benchmarks and "
         "regenerate it. Edit `benchmarks/report.py`, not\n    this page.",
         "## How we measure",

@@ -136,3 +136,53 @@ def test_memory_rows_give_tensor_and_process_ratios_to_the_control():
     assert row["variables ÷ control"] == "1.00"
     assert row["tensor increase ÷ control"] == "0.60"
     assert row["process increase ÷ control"] == "0.80"
+
+
+def _timed(times):
+    return {
+        "trainable_params": 10,
+        "total_params": 10,
+        "median_s": 0.1,
+        "ratio_median": 1.0,
+        "ratio_q25": 1.0,
+        "ratio_q75": 1.0,
+        "ratio_ci95": [1.0, 1.0],
+        "times_s": times,
+    }
+
+
+def test_generator_sections_name_their_command_and_mark_smoke_runs():
+    parameters = {"batch_size": 2, "warmup": 1, "repeats": 2, "smoke": True}
+    documents = [
+        _document(
+            "generators_step_time",
+            {
+                "full": _timed([1.0, 1.0]),
+                "keras_lora": _timed([0.8, 0.8]),
+                "lora": _timed([0.64, 0.64]),
+            },
+            command="python -m benchmarks.generators",
+            parameters=parameters,
+            baseline="full",
+        ),
+        _document(
+            "generators_generate",
+            {"base": _timed([2.0, 2.0]), "lora_merged": _timed([2.0, 2.0])},
+            command="python -m benchmarks.generators",
+            parameters=parameters,
+            baseline="base",
+        ),
+    ]
+    page = report.build_page(documents)
+    training = page.split(f"## {report.TITLES['generators_step_time']}")[1]
+    training, generation = training.split(
+        f"## {report.TITLES['generators_generate']}"
+    )
+    for section in (training, generation):
+        assert "`python -m benchmarks.generators`, run" in section
+        # One warning: a smoke run's few rounds need no second one.
+        assert section.count('!!! warning "Not a full run"') == 1
+        assert "A smoke run" in section
+    assert "- `lora` ÷ `keras_lora`, per round: median 0.80" in training
+    assert "median call (ms)" in _table_row(generation, "variant")
+    assert _table_row(generation, "lora_merged")[-1] == "target ≤ 1.02"

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from kfinetune import evaluation
+from kfinetune import peft
 from kfinetune import testing
 
 # Scores of sacrebleu 2.6.0 and rouge-score 0.1.2 on perturbed tweets and
@@ -369,3 +370,10 @@ def test_evaluate_generator_errors(gpt2):
         evaluation.evaluate_generator(gpt2, ["a", "b"], ["a"])
     with pytest.raises(ValueError, match="Received: max_length=0"):
         evaluation.evaluate_generator(gpt2, ["a"], ["a"], max_length=0)
+
+
+def test_evaluate_generator_takes_a_model_returned_by_peft_apply():
+    model = peft.apply(testing.small_gpt2_causal_lm(), peft.LoRAConfig())
+    # Unwrapped to its keras-hub base, which has no preprocessor here.
+    with pytest.raises(ValueError, match="preprocessor=None"):
+        evaluation.evaluate_generator(model, ["a"], ["a"])

@@ -124,6 +124,9 @@ def evaluate_generator(
     print(report)
     ```
     """
+    # A model returned by `kfinetune.peft.apply` generates with its base
+    # (the adapters live inside it).
+    model = getattr(model, "base", model)
     if not isinstance(model, keras_hub.models.CausalLM):
         raise ValueError(
             "`model` must be a keras-hub `CausalLM` or `Seq2SeqLM`. "

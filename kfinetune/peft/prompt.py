@@ -58,8 +58,9 @@ class PromptConfig(config.PEFTConfig):
     PEFT's. Cached generation (`generate()`) works in these decoders: each
     decoder layer recomputes the prompts' keys and values, which depend on
     the prompts alone, in front of the cache at every step (`length` more
-    positions per step). With GPT-2 and BART it is not supported yet and
-    raises `NotImplementedError`.
+    positions per step), and in GPT-2 the same way. In an encoder-decoder
+    model (BART) the prompts go before the encoder only, as in Hugging Face
+    PEFT, and `generate()` works too.
 
     Args:
         length: number of prompt vectors, a positive integer.
