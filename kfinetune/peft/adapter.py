@@ -7,17 +7,22 @@ from kfinetune.peft import injected
 
 # The attention output projection and the feed-forward output layer of each
 # block: keras-hub encoders (`self_attention_layer`), GPT-2, BART's decoder,
-# Llama, Mistral and Qwen (`self_attention`, `feedforward_output_dense`) and
-# Gemma (`attention`, `ffw_linear`).
+# Llama, Mistral and Qwen (`self_attention`, `feedforward_output_dense`),
+# Gemma (`attention`, `ffw_linear`) and T5 (`output_projector`, in the
+# attention layer and in the block).
 ATTENTION_OUTPUT = (
-    r".*/(self_attention_layer|self_attention|attention)/attention_output"
+    r".*/(self_attention_layer|self_attention|attention)"
+    r"/(attention_output|output_projector)"
 )
-FEEDFORWARD_OUTPUT = r".*/(feedforward_output_dense|ffw_linear)"
+FEEDFORWARD_OUTPUT = (
+    r".*/(feedforward_output_dense|ffw_linear)|.*_layer_\d+/output_projector"
+)
 # For a parallel adapter: the feed-forward output layer's name, and the
 # name of a layer beside it that reads the block's input.
 _FEEDFORWARD_INPUTS = {
     "feedforward_output_dense": "feedforward_intermediate_dense",
     "ffw_linear": "ffw_gating",
+    "output_projector": "input_projector",
 }
 # The layer norms of keras-hub transformers: `layer_norm` (BERT, GPT-2,
 # BART), `layernorm` (Llama, Mistral, Qwen), `pre_ffw_norm` (Gemma).

@@ -8,7 +8,9 @@ from kfinetune.peft import config
 from kfinetune.peft import injected
 
 # The second feed-forward layer of keras-hub blocks (`ffw_linear` in Gemma).
-FEEDFORWARD = r".*(feedforward_output_dense|ffw_linear)"
+FEEDFORWARD = (
+    r".*(feedforward_output_dense|ffw_linear)|.*_layer_\d+/output_projector"
+)
 
 
 @config.register
@@ -24,7 +26,9 @@ class IA3Config(config.PEFTConfig):
         feedforward: pattern of the targets whose *input* is scaled (the
             second layer of a feed-forward block: scaling its input scales
             the intermediate activation); every other target's output is
-            scaled. Defaults to `r".*(feedforward_output_dense|ffw_linear)"`.
+            scaled. Defaults to the feed-forward output layers of keras-hub
+            blocks (`feedforward_output_dense`, Gemma's `ffw_linear`, T5's
+            block `output_projector`).
         trainable: see `PEFTConfig`.
 
     Example:
@@ -48,7 +52,7 @@ class IA3Config(config.PEFTConfig):
         self.feedforward = feedforward
 
     def default_targets(self, model):
-        return [r".*/(key|value)", FEEDFORWARD]
+        return [r".*/(key|value)(_projector)?", FEEDFORWARD]
 
     def injections(self, site, name, sites):
         site = injected.outermost(site, sites)

@@ -11,11 +11,13 @@ from kfinetune.peft import injected
 # query, key, value and output projections (self- and cross-attention) and
 # the feed-forward layers, gated ones included (`feedforward_gate_dense` in
 # Llama, Mistral and Qwen, `ffw_gating`, `ffw_gating_2` and `ffw_linear` in
-# Gemma): what PEFT's `target_modules="all-linear"` picks.
+# Gemma; T5's `*_projector`): what PEFT's `target_modules="all-linear"`
+# picks.
 ALL_LINEAR = (
     r".*/(query|key|value|attention_output"
     r"|feedforward_(intermediate|gate|output)_dense"
-    r"|ffw_(gating|gating_2|linear))"
+    r"|ffw_(gating|gating_2|linear)"
+    r"|(query|key|value|output|input|gate)_projector)"
 )
 
 
@@ -36,7 +38,8 @@ class LoRAConfig(config.PEFTConfig):
             Defaults to `0.0`.
         targets: layer paths or regular expressions of the layers to adapt.
             Defaults to the attention query and value projections of
-            keras-hub transformers (`r".*/(query|value)"`), as in the LoRA
+            keras-hub transformers (`r".*/(query|value)(_projector)?"`), as
+            in the LoRA
             paper; `[kfinetune.peft.ALL_LINEAR]` adapts every dense layer
             of each transformer block, which token tasks need (see the
             sequence-labelling guide).
@@ -67,7 +70,8 @@ class LoRAConfig(config.PEFTConfig):
         self.dropout = dropout
 
     def default_targets(self, model):
-        return [r".*/(query|value)"]
+        # `query_projector`, `value_projector` in T5.
+        return [r".*/(query|value)(_projector)?"]
 
     def injections(self, site, name, sites):
         reason = lora.why_not_wrappable(site.layer)

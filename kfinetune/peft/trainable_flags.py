@@ -1,5 +1,7 @@
 """Which layers of a model with adapters train, and undoing flag changes."""
 
+import weakref
+
 from kfinetune import matcher
 from kfinetune import walk
 from kfinetune.peft import injected
@@ -47,6 +49,7 @@ def refresh(model):
                 inside = keep or child.path in selected
                 if any(True for _ in walk.children(child)):
                     child.trainable = True
+                    _set_own_variables(child, inside)
                     visit(child, inside, adapter_trains)
                 else:
                     child.trainable = inside
@@ -56,3 +59,29 @@ def refresh(model):
     # layer ends with its own rule.
     model.base.trainable = True
     visit(model.base, False, None)
+
+
+# The variables `_set_own_variables` froze, so that it can unfreeze exactly
+# those (a variable that is not trainable by design, such as a counter,
+# stays frozen).
+# By id: Keras variables are not hashable.
+_FROZEN = weakref.WeakValueDictionary()
+
+
+def _set_own_variables(layer, trainable):
+    """Freezes or unfreezes the variables a layer with sublayers holds
+    itself (T5's relative attention bias, in its attention layer): setting
+    such a layer's `trainable` to `True`, which its sublayers need, would
+    otherwise leave them trainable."""
+    nested = {
+        id(v) for child, *_ in walk.children(layer) for v in child.weights
+    }
+    for variable in layer.weights:
+        if id(variable) in nested:
+            continue
+        if not trainable and variable.trainable:
+            variable.trainable = False
+            _FROZEN[id(variable)] = variable
+        elif trainable and _FROZEN.get(id(variable)) is variable:
+            variable.trainable = True
+            del _FROZEN[id(variable)]

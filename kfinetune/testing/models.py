@@ -359,6 +359,7 @@ def small_causal_lm(
 
 
 def small_seq2seq_lm(
+    architecture="bart",
     num_layers=2,
     num_heads=4,
     hidden_dim=32,
@@ -368,21 +369,24 @@ def small_seq2seq_lm(
     seed=0,
     dtype=None,
 ):
-    """Builds a small randomly initialised keras-hub `BartSeq2SeqLM`.
+    """Builds a small randomly initialised keras-hub sequence-to-sequence LM.
 
     Args:
+        architecture: `"bart"` (a `BartSeq2SeqLM`) or `"t5"` (a
+            `T5Seq2SeqLM`: relative position biases, gated feed-forward,
+            no position limit). Defaults to `"bart"`.
         num_layers: encoder and decoder layers each. Defaults to `2`.
         num_heads: attention heads. Defaults to `4`.
         hidden_dim: hidden size. Defaults to `32`.
         intermediate_dim: feed-forward size. Defaults to `64`.
-        max_sequence_length: position embeddings. Defaults to `64`.
+        max_sequence_length: BART's position embeddings. Defaults to `64`.
         weight_scale: see `small_bert_backbone`. Defaults to `0.2`.
         seed: see `small_bert_backbone`. Defaults to `0`.
         dtype: a dtype or dtype policy name. Defaults to the global policy.
 
     Returns:
-        A `keras_hub.models.BartSeq2SeqLM` with `preprocessor=None`; it
-        takes the dict of `small_seq2seq_inputs`.
+        A `keras_hub.models.BartSeq2SeqLM` or `T5Seq2SeqLM` with
+        `preprocessor=None`; it takes the dict of `small_seq2seq_inputs`.
 
     Example:
 
@@ -392,6 +396,24 @@ def small_seq2seq_lm(
     model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
     ```
     """
+    if architecture == "t5":
+        backbone = _random_backbone(
+            keras_hub.models.T5Backbone,
+            weight_scale,
+            seed,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            dropout=0.0,
+            dtype=dtype,
+        )
+        return keras_hub.models.T5Seq2SeqLM(backbone, preprocessor=None)
+    if architecture != "bart":
+        raise ValueError(
+            '`architecture` must be "bart" or "t5". '
+            f"Received: architecture={architecture!r}"
+        )
     backbone = _random_backbone(
         keras_hub.models.BartBackbone,
         weight_scale,

@@ -11,7 +11,8 @@ from kfinetune import peft
 from kfinetune import presets
 from kfinetune import testing
 
-FAMILIES = (*testing.CAUSAL_LM_FAMILIES, "bart")
+SEQ2SEQ = ("bart", "t5")
+FAMILIES = (*testing.CAUSAL_LM_FAMILIES, *SEQ2SEQ)
 # LoRA, IA3 and a Houlsby adapter together in one model: LoRA on the query,
 # attention output and first feed-forward layers, IA3 on the keys, values
 # and the feed-forward activation, adapters after the attention and the
@@ -21,7 +22,7 @@ LORA = peft.LoRAConfig(
     alpha=8,
     targets=[
         r".*/(query|attention_output|feedforward_(intermediate|gate)_dense"
-        r"|ffw_(gating|gating_2))"
+        r"|ffw_(gating|gating_2)|(query|input|gate)_projector)"
     ],
 )
 IA3 = peft.IA3Config()
@@ -30,9 +31,9 @@ LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def build(family):
-    if family == "bart":
+    if family in SEQ2SEQ:
         return testing.small_seq2seq_lm(
-            num_layers=1
+            family, num_layers=1
         ), testing.small_seq2seq_inputs()
     return testing.small_causal_lm(
         family, num_layers=1
@@ -41,7 +42,7 @@ def build(family):
 
 def next_tokens(family, x):
     """Next-token labels and their weights (padding weighs nothing)."""
-    prefix = "decoder_" if family == "bart" else ""
+    prefix = "decoder_" if family in SEQ2SEQ else ""
     ids, mask = x[f"{prefix}token_ids"], x[f"{prefix}padding_mask"]
     labels = np.concatenate([ids[:, 1:], np.zeros_like(ids[:, :1])], axis=1)
     weights = np.concatenate([mask[:, 1:], np.zeros_like(mask[:, :1])], 1)
@@ -50,7 +51,7 @@ def next_tokens(family, x):
 
 def prompts(family, x):
     """Generation inputs: the first 3 tokens of each row as the prompt."""
-    prefix = "decoder_" if family == "bart" else ""
+    prefix = "decoder_" if family in SEQ2SEQ else ""
     x = dict(x)
     mask = np.zeros_like(x[f"{prefix}padding_mask"])
     mask[:, :3] = 1
@@ -79,14 +80,19 @@ def test_methods_on_generator_whole_cycle(family, tmp_path):
         }
         assert any("attention" in place for place in places), places
         assert any(
-            place.startswith(("feedforward", "ffw")) for place in places
+            place.startswith(
+                ("feedforward", "ffw", "output_", "input_", "gate_")
+            )
+            for place in places
         ), places
     assert all(
         any(f"/{m}_" in path for m in ("lora", "ia3", "adapter"))
         for path in trainable
     )
 
-    before = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    # By position: T5's encoder and decoder hold relative attention biases
+    # with the same path.
+    before = [keras.ops.convert_to_numpy(w) for w in model.weights]
     testing.compile_and_build(
         model,
         optimizer=keras.optimizers.Adam(1e-2),
@@ -100,15 +106,15 @@ def test_methods_on_generator_whole_cycle(family, tmp_path):
     model.fit(x, labels, sample_weight=weights, epochs=2, verbose=0)
     changed = {
         w.path
-        for w in model.weights
-        if not np.array_equal(before[w.path], keras.ops.convert_to_numpy(w))
+        for w, old in zip(model.weights, before, strict=True)
+        if not np.array_equal(old, keras.ops.convert_to_numpy(w))
     }
     assert changed == trainable
 
     testing.assert_keras_round_trip(model, x, str(tmp_path))
     query = prompts(family, x)
     generated = generate(model, query)
-    key = "decoder_token_ids" if family == "bart" else "token_ids"
+    key = "decoder_token_ids" if family in SEQ2SEQ else "token_ids"
     assert generated[key].shape == x[key].shape
     np.testing.assert_array_equal(generated[key][:, :3], x[key][:, :3])
     # Merged LoRA and IA3 give the same logits and greedy generations.
