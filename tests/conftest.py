@@ -74,9 +74,12 @@ SLOWEST_FILES_FIRST = (
     "tests/peft/test_prefix.py",  # 28
     "tests/test_multitask.py",  # 26
     "tests/peft/test_apply.py",  # 25
+    "tests/peft/test_generators.py",  # 25
     "tests/peft/test_prompt.py",  # 24
     "tests/qa/test_question_answerer.py",  # 22
     "tests/test_few_shot.py",  # 20
+    "tests/peft/test_decoder_prefix_prompt.py",  # 19
+    "tests/test_generator_training_control.py",  # 15
 )
 
 
