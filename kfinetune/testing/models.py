@@ -396,26 +396,20 @@ def small_seq2seq_lm(
     model.predict(x).shape  # (4, 16, len(kfinetune.testing.VOCABULARY))
     ```
     """
-    if architecture == "t5":
-        backbone = _random_backbone(
-            keras_hub.models.T5Backbone,
-            weight_scale,
-            seed,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            dropout=0.0,
-            dtype=dtype,
-        )
-        return keras_hub.models.T5Seq2SeqLM(backbone, preprocessor=None)
-    if architecture != "bart":
+    classes = {
+        "bart": (keras_hub.models.BartBackbone, keras_hub.models.BartSeq2SeqLM),
+        "t5": (keras_hub.models.T5Backbone, keras_hub.models.T5Seq2SeqLM),
+    }
+    if architecture not in classes:
         raise ValueError(
-            '`architecture` must be "bart" or "t5". '
+            f"`architecture` must be one of {list(classes)}. "
             f"Received: architecture={architecture!r}"
         )
+    backbone_class, task_class = classes[architecture]
+    # T5's relative position biases have no length limit.
+    limit = {"max_sequence_length": max_sequence_length}
     backbone = _random_backbone(
-        keras_hub.models.BartBackbone,
+        backbone_class,
         weight_scale,
         seed,
         num_layers=num_layers,
@@ -423,10 +417,10 @@ def small_seq2seq_lm(
         hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
         dropout=0.0,
-        max_sequence_length=max_sequence_length,
         dtype=dtype,
+        **(limit if architecture == "bart" else {}),
     )
-    return keras_hub.models.BartSeq2SeqLM(backbone, preprocessor=None)
+    return task_class(backbone, preprocessor=None)
 
 
 def small_seq2seq_inputs(batch_size=4, sequence_length=16, seed=0):
