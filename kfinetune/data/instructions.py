@@ -40,10 +40,10 @@ import dataclasses
 
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
 from kfinetune import checks
 from kfinetune.data import chat as chat_lib
+from kfinetune.data import model_rows
 from kfinetune.data import tokenizing
 from kfinetune.data.truncation import truncation_report
 
@@ -51,7 +51,7 @@ _END = None
 
 
 @dataclasses.dataclass(frozen=True)
-class CausalLMData:
+class CausalLMData(model_rows.ModelRows):
     """Causal LM rows with response-only sample weights.
 
     Attributes:
@@ -75,27 +75,8 @@ class CausalLMData:
     ```
     """
 
-    inputs: dict
-    labels: np.ndarray
-    sample_weight: np.ndarray
     truncation: object
     row_examples: tuple
-
-    def dataset(self):
-        """An unbatched `tf.data.Dataset` of `(x, y, sample_weight)` rows.
-
-        Returns:
-            A `tf.data.Dataset` whose `x` is the dict of `inputs`.
-
-        Example:
-
-        ```python
-        model.fit(data.dataset().shuffle(1000).batch(8))
-        ```
-        """
-        return tf.data.Dataset.from_tensor_slices(
-            (self.inputs, self.labels, self.sample_weight)
-        )
 
 
 def _describe(value):

@@ -21,15 +21,15 @@ import dataclasses
 
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune.data import model_rows
 from kfinetune.data import tokenizing
 from kfinetune.data.truncation import truncation_report
 
 
 @dataclasses.dataclass(frozen=True)
-class Seq2SeqLMData:
+class Seq2SeqLMData(model_rows.ModelRows):
     """Encoder-decoder rows of source and target texts.
 
     Attributes:
@@ -56,27 +56,8 @@ class Seq2SeqLMData:
     ```
     """
 
-    inputs: dict
-    labels: np.ndarray
-    sample_weight: np.ndarray
     source_truncation: object
     target_truncation: object
-
-    def dataset(self):
-        """An unbatched `tf.data.Dataset` of `(x, y, sample_weight)` rows.
-
-        Returns:
-            A `tf.data.Dataset` whose `x` is the dict of `inputs`.
-
-        Example:
-
-        ```python
-        model.fit(data.dataset().shuffle(1000).batch(8))
-        ```
-        """
-        return tf.data.Dataset.from_tensor_slices(
-            (self.inputs, self.labels, self.sample_weight)
-        )
 
 
 def _ids(value):
