@@ -178,6 +178,23 @@ def launch(
 
 
 def main(argv=None):
+    """The command line `python -m kfinetune.launch`: parses its options
+    (`--workers`, `--port`, `--host`, `--threads`, `-m module` or a script,
+    then the script's arguments) and runs `launch`.
+
+    Args:
+        argv: the arguments after `python -m kfinetune.launch`. Defaults to
+            `sys.argv[1:]`.
+
+    Returns:
+        The exit code of `launch`.
+
+    Example:
+
+    ```python
+    code = kfinetune.launch.main(["--workers", "2", "train.py"])
+    ```
+    """
     parser = argparse.ArgumentParser(
         prog="python -m kfinetune.launch",
         description=(

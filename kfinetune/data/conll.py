@@ -219,7 +219,8 @@ def from_conll(
             )
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(
+        # As `from_csv`, `from_jsonl` and `from_squad` do.
+        raise FileNotFoundError(
             f"No such file: '{path}'. Received: path={str(path)!r}"
         )
     known = set(tags) if tags is not None else None

@@ -83,7 +83,7 @@ def test_column_out_of_range_is_a_line_error(tmp_path):
 def test_empty_file_and_missing_file_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="holds no tagged sentence"):
         kft.data.from_conll(write(tmp_path, "-DOCSTART- O\n\n"))
-    with pytest.raises(ValueError, match="No such file"):
+    with pytest.raises(FileNotFoundError, match="No such file"):
         kft.data.from_conll(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match=r"Received: tag_column='x'"):
         kft.data.from_conll(write(tmp_path, CONLL), tag_column="x")
