@@ -58,13 +58,15 @@ SLOWEST_FILES_FIRST = (
     "tests/test_cli_commands.py",  # 90
     "tests/optimizers/test_layerwise_optimizer.py",  # 67
     "tests/distribute/test_multi_worker.py",  # 59
+    "tests/test_cli_training.py",  # 55
     "tests/peft/test_model_kinds.py",  # 52
     "tests/peft/test_minilm.py",  # 50
     "tests/test_active.py",  # 47
+    "tests/test_colab_notebook.py",  # 45
     "tests/test_domain_adapt.py",  # 42
+    "tests/test_cli_tasks.py",  # 40
     "tests/callbacks/test_gradual_unfreezing.py",  # 37
     "tests/test_token_classifier.py",  # 37
-    "tests/test_colab_notebook.py",  # 30
     "tests/layers/test_crf.py",  # 30
     "tests/peft/test_remat.py",  # 29
     "tests/test_incremental.py",  # 29

@@ -54,7 +54,9 @@ def test_fine_tunes_minilm_on_a_csv_file_and_saves_no_optimizer_state(
     out_dir = tmp_path / "run"
     cli.main(
         [
-            "--csv",
+            "--epochs",
+            "1",
+            "--train",
             str(path),
             "--text-column",
             "review",

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from kfinetune import cli
-from kfinetune.cli import arguments
+from kfinetune.cli import config_file
+from kfinetune.cli import parser as flags
 from kfinetune.cli import runs
+from kfinetune.cli import settings as defaults
 from kfinetune.testing import models
 
 POSITIVE = ["i love this", "what a great day", "best movie ever", "so happy"]
@@ -25,9 +27,7 @@ NEGATIVE = ["i hate this", "what an awful day", "worst film ever", "so sad"]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    preset = folder / "preset"
-    models.small_bert_backbone(max_sequence_length=32).save_to_preset(preset)
-    models.small_bert_preprocessor().tokenizer.save_to_preset(preset)
+    preset = models.save_small_bert_preset(folder / "preset")
     data = folder / "reviews.csv"
     with open(data, "w", newline="") as f:
         writer = csv.writer(f)
@@ -35,12 +35,14 @@ def files(tmp_path_factory):
         for i in range(20):
             writer.writerow([POSITIVE[i % 4], "good"])
             writer.writerow([NEGATIVE[i % 4], "bad"])
-    return {"preset": str(preset), "csv": str(data)}
+    return {"preset": preset, "csv": str(data)}
 
 
 def common(files, output_dir):
     return [
-        "--csv",
+        "--epochs",
+        "1",
+        "--train",
         files["csv"],
         "--text-column",
         "review",
@@ -173,19 +175,19 @@ def test_config_file_repeats_a_run_exactly(files, tmp_path):
 
 
 def test_flags_override_a_yaml_config(files, tmp_path):
-    parser = arguments.build_parser()
+    parser = flags.build_parser()
     path = tmp_path / "run.yaml"
     path.write_text(
         "method: lora\nrank: 4\nlearning_rate: 1e-3\ntargets: '.*/query'\n"
     )
-    config = arguments.read_config(path, parser.train_actions)
+    config = config_file.read_config(path, parser.train_actions)
     assert config == {
         "method": "lora",
         "rank": 4,
         "learning_rate": 1e-3,
         "targets": [".*/query"],
     }
-    settings, _ = arguments.resolve({"rank": 2}, config)
+    settings, _ = defaults.resolve({"rank": 2}, config)
     assert settings["rank"] == 2 and settings["alpha"] == 4.0
     assert settings["learning_rate"] == 1e-3
 
@@ -201,7 +203,7 @@ def test_toml_writer_round_trips_through_tomllib(tmp_path):
         "preset": None,
         "output_dir": "not written",
     }
-    arguments.write_config(tmp_path / "c.toml", settings)
+    config_file.write_config(tmp_path / "c.toml", settings)
     read = read_toml(tmp_path / "c.toml")
     expected = {
         k.replace("_", "-"): v
@@ -259,7 +261,7 @@ def test_evaluate_and_export_a_run(lora_run, files, tmp_path, capsys):
         [
             "evaluate",
             str(lora_run),
-            "--csv",
+            "--test",
             files["csv"],
             "--text-column",
             "review",
@@ -300,7 +302,10 @@ def _fails(argv, capsys, message):
         (["--method", "lora", "--size", "4"], "--size applies to --method"),
         (["--method", "adapter", "--merge"], "--merge folds only lora"),
         (["--save", "adapter"], "--save needs a parameter-efficient"),
-        (["--warmup", "0.1"], "--warmup needs a --schedule"),
+        (
+            ["--schedule", "constant", "--warmup", "0.1"],
+            "--warmup needs a --schedule",
+        ),
         (["--schedule", "stlr", "--warmup", "0"], "must be in (0, 1)"),
         (["--layerwise-decay", "1.5"], "--layerwise-decay must be in (0, 1]"),
         (["--unfreeze-fraction", "0.5"], "needs --unfreeze gradual"),
@@ -318,7 +323,7 @@ def test_bad_options_write_nothing(options, message, files, tmp_path, capsys):
 def test_bad_files_write_nothing(files, tmp_path, capsys):
     out = tmp_path / "run"
     missing = str(tmp_path / "missing.csv")
-    _fails([*common(files, out), "--csv", missing], capsys, "No such file")
+    _fails([*common(files, out), "--train", missing], capsys, "is not a file")
     config = tmp_path / "c.toml"
     config.write_text("epochs = 1\nlearning-rte = 0.1\n")
     _fails(
@@ -348,7 +353,7 @@ def test_commands_refuse_bad_arguments(lora_run, tmp_path, capsys):
     _fails(
         ["evaluate", str(lora_run), "--text-column", "review"],
         capsys,
-        "--text-column needs --csv",
+        "--text-column needs --test",
     )
     target = tmp_path / "occupied"
     target.mkdir()
@@ -385,7 +390,7 @@ def test_entry_point_refuses_a_bad_flag_without_importing_tensorflow(
     lines = result.stderr.strip().splitlines()
     imported = [line.split("|")[-1].strip() for line in lines[:-1]]
     assert all(line.startswith("import time:") for line in lines[:-1])
-    assert "kfinetune.cli.arguments" in imported
+    assert "kfinetune.cli.parser" in imported
     heavy = ("tensorflow", "keras", "keras_hub", "numpy")
     assert not [m for m in imported if m.split(".")[0] in heavy]
     assert lines[-1] == (

@@ -1,11 +1,14 @@
-"""`python -m kfinetune`: fine-tune, evaluate, predict and export from the
-command line.
+"""`python -m kfinetune` (or the `kfinetune` command): fine-tune,
+evaluate, predict and export from the command line.
 
 Four subcommands, one module each: `train` (the default when no
 subcommand is given, so `python -m kfinetune --output-dir runs/demo`
-trains), `evaluate`, `predict` and `export`. Options are checked before
-TensorFlow is imported; a bad option, column or file prints one line and
-exits with code 2, and nothing is written.
+trains), `evaluate`, `predict` and `export`; three tasks, one module each
+in `kfinetune.cli.tasks`: `classify`, `tag` and `qa`. The flags are in
+`parser`, their defaults and checks in `settings`, config files in
+`config_file`. Options are checked before TensorFlow is imported; a bad
+option, column or file prints one line and exits with code 2, and nothing
+is written.
 
 Example:
 
@@ -20,14 +23,16 @@ cli.main(["predict", "runs/lora", "what a great day", "--json"])
 import os
 import sys
 
-from kfinetune.cli import arguments
-
-COMMANDS = ("train", "evaluate", "predict", "export")
+from kfinetune.cli import config_file
+from kfinetune.cli import errors
+from kfinetune.cli import parser as flags
+from kfinetune.cli import settings as defaults
+from kfinetune.cli import training
 
 
 def _with_command(argv):
     # No subcommand means `train`: `python -m kfinetune --epochs 3`.
-    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
+    if argv and (argv[0] in flags.COMMANDS or argv[0] in ("-h", "--help")):
         return argv
     return ["train", *argv]
 
@@ -50,24 +55,26 @@ def main(argv=None):
     ```
     """
     argv = _with_command(list(sys.argv[1:] if argv is None else argv))
-    parser = arguments.build_parser()
+    parser = flags.build_parser()
     args = parser.parse_args(argv)
     command = parser.subcommands[args.command]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         if args.command == "train":
             given = {
-                k: v for k, v in vars(args).items() if k in arguments.DEFAULTS
+                k: v for k, v in vars(args).items() if k in defaults.DEFAULTS
             }
             config = {}
             if getattr(args, "config", None):
-                config = arguments.read_config(
+                config = config_file.read_config(
                     args.config, parser.train_actions
                 )
-            settings, _ = arguments.resolve(given, config)
+            settings, _ = defaults.resolve(given, config)
+            resume = getattr(args, "resume", False)
+            training.check_resume(settings, resume)
             from kfinetune.cli import train
 
-            train.run(settings)
+            train.run(settings, resume=resume)
         elif args.command == "evaluate":
             from kfinetune.cli import evaluate
 
@@ -80,7 +87,7 @@ def main(argv=None):
             from kfinetune.cli import export
 
             export.run(args)
-    except arguments.UsageError as error:
+    except errors.UsageError as error:
         command.error(str(error))
     return 0
 

@@ -1,64 +1,66 @@
-"""`python -m kfinetune evaluate`: a trained run's scores on labelled
-texts."""
+"""`python -m kfinetune evaluate`: a trained run's scores on its test
+split or on a file."""
 
 import json
 import pathlib
 
-from kfinetune.cli import arguments
+from kfinetune.cli import errors
 from kfinetune.cli import runs
 
 
 def run(args):
-    """Evaluates the run `args.run`; returns the report's dict."""
-    from kfinetune import evaluation
-
+    """Evaluates the run `args.run`; returns the scores it wrote."""
     if args.batch_size <= 0:
-        raise arguments.UsageError(
+        raise errors.UsageError(
             "--batch-size must be positive. "
             f"Received: --batch-size={args.batch_size}"
         )
     trained = runs.Run(args.run)
-    settings = trained.settings
-    own_file = args.csv or args.jsonl
-    for name in ("text_column", "label_column"):
-        if getattr(args, name) is not None and not own_file:
-            raise arguments.UsageError(
-                f"{arguments.flag(name)} needs --csv or --jsonl. "
-                f"Received: {arguments.flag(name)}={getattr(args, name)}"
+    task = trained.task
+    settings = {**trained.settings, "batch_size": args.batch_size}
+    # How to read --test: the run's settings, other columns if given.
+    reading = dict(settings)
+    for name, default in (("text_column", "text"), ("label_column", "label")):
+        value = getattr(args, name)
+        if value is not None and not (
+            args.test and settings["task"] == "classify"
+        ):
+            raise errors.UsageError(
+                f"{errors.flag(name)} needs --test and a classify run. "
+                f"Received: {errors.flag(name)}={value}"
+            )
+        if args.test and settings["task"] == "classify":
+            reading[name] = value or settings[name] or default
+    if args.test:
+        suffix = pathlib.Path(args.test).suffix.lower()
+        from kfinetune.cli import settings as defaults
+
+        if suffix not in defaults.FORMATS[settings["task"]]:
+            formats = ", ".join(sorted(defaults.FORMATS[settings["task"]]))
+            raise errors.UsageError(
+                f"--test must be a {formats} file for the run's task "
+                f"{settings['task']}. Received: --test={args.test}"
             )
     with runs.usage_errors():
-        if own_file:
-            texts = runs.load_texts(
-                {
-                    "csv": args.csv,
-                    "jsonl": args.jsonl,
-                    "text_column": args.text_column
-                    or settings["text_column"]
-                    or "text",
-                    "label_column": args.label_column
-                    or settings["label_column"]
-                    or "label",
-                },
-                class_names=trained.class_names,
-            )
-            dataset, source = texts.as_dataset(shuffle=False), own_file
+        data = task.load_data(settings)
+        if args.test:
+            split = task.read_split(reading, args.test, data)
+            source = args.test
         else:
-            dataset = runs.load_data(settings).test
-            source = "the run's test split"
+            split, source = task.split(data, "test"), "the run's test split"
         model = trained.load_model()
     output_dir = pathlib.Path(
         args.output_dir or pathlib.Path(args.run) / "evaluation"
     )
-    report = evaluation.evaluate_classifier(
-        model, dataset, trained.class_names, batch_size=args.batch_size
-    )
+    report = task.evaluate(model, split, data, settings)
     print(f"evaluated on {source}")
-    print(report)
-    print(f"accuracy: {report.accuracy:.3f}")
-    print(f"macro-F1: {report.macro_f1:.3f}")
-    result = {**report.as_dict(), "data": str(source)}
+    for line in task.report_lines(report):
+        print(
+            line.replace("test ", "", 1) if line.startswith("test ") else line
+        )
+    result = {**task.scores(report), "data": str(source)}
     with runs.staged(output_dir) as out:
         (out / "evaluation.json").write_text(json.dumps(result, indent=2))
-        report.plot_confusion_matrix(out / "confusion_matrix.png")
+        task.write_plots(report, out)
     print(f"report in {output_dir}")
     return result

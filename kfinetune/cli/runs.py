@@ -2,18 +2,27 @@
 and loading the model of a run."""
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
 import tempfile
 import warnings
 
-from kfinetune.cli import arguments
+from kfinetune.cli import config_file
+from kfinetune.cli import errors
+from kfinetune.cli import settings as defaults
 
 CLASS_NAMES = "class_names.txt"
+TAG_NAMES = "tag_names.txt"
 MODEL = "model.keras"
 ADAPTER = "adapter.h5"
 SAVED_MODEL = "saved_model"
+
+
+def labels_file(task):
+    """The file of a run's label names: class names or tag names."""
+    return {"classify": CLASS_NAMES, "tag": TAG_NAMES}.get(task)
 
 
 @contextlib.contextmanager
@@ -22,10 +31,10 @@ def usage_errors():
     column, a file, a preset) into a `UsageError` (exit code 2)."""
     try:
         yield
-    except arguments.UsageError:
+    except errors.UsageError:
         raise
     except (ValueError, OSError, ImportError) as error:
-        raise arguments.UsageError(str(error)) from error
+        raise errors.UsageError(str(error)) from error
 
 
 @contextlib.contextmanager
@@ -69,79 +78,69 @@ def _remove(path):
         path.unlink()
 
 
-def load_texts(settings, class_names=None):
-    """The `LabelledTexts` of `settings["csv"]` or `settings["jsonl"]`."""
-    from kfinetune import data
-
-    columns = (settings["text_column"], settings["label_column"])
-    if settings.get("csv"):
-        return data.from_csv(settings["csv"], *columns, classes=class_names)
-    return data.from_jsonl(settings["jsonl"], *columns, classes=class_names)
-
-
-def load_data(settings):
-    """The train / validation / test splits a `train` run uses."""
-    from kfinetune import data
-
-    if settings["csv"] or settings["jsonl"]:
-        texts = load_texts(settings)
-        return texts.split(validation=0.1, test=0.1, seed=settings["seed"])
-    return data.tweet_sentiment(
-        classes=settings["classes"], seed=settings["seed"]
-    )
-
-
 class Run:
-    """A finished `train` run's folder: its settings, classes and model."""
+    """A finished `train` run's folder: its settings, labels and model."""
 
     def __init__(self, path):
+        from kfinetune.cli import parser
+
         self.path = pathlib.Path(path)
         if not self.path.is_dir():
-            raise arguments.UsageError(
+            raise errors.UsageError(
                 f"RUN_DIR must be the --output-dir of a `train` run. No such "
                 f"folder. Received: RUN_DIR={str(path)!r}"
             )
-        missing = [
-            name
-            for name in (arguments.CONFIG_NAME, CLASS_NAMES)
-            if not (self.path / name).is_file()
-        ]
+        names = None
+        missing = [config_file.CONFIG_NAME] * (
+            not (self.path / config_file.CONFIG_NAME).is_file()
+        )
         has_model = (self.path / MODEL).is_file()
         if not has_model and not (self.path / ADAPTER).is_file():
             missing.append(f"{MODEL} or {ADAPTER}")
+        if not missing:
+            read = config_file.read_config(
+                self.path / config_file.CONFIG_NAME,
+                parser.build_parser().train_actions,
+            )
+            self.settings = {
+                **defaults.DEFAULTS,
+                **{k: None for k in defaults.METHOD_OPTIONS},
+                **{k: None for k in defaults.TASK_OPTIONS},
+                **read,
+            }
+            names = labels_file(self.settings["task"])
+            if names and not (self.path / names).is_file():
+                missing.append(names)
         if missing:
-            raise arguments.UsageError(
+            raise errors.UsageError(
                 f"{str(path)!r} is not the folder of a finished `train` run: "
                 f"it has no {', '.join(missing)}. "
                 f"Received: RUN_DIR={str(path)!r}"
             )
-        self.settings = {
-            **arguments.DEFAULTS,
-            **{k: None for k in arguments.METHOD_OPTIONS},
-            "classes": None,
-            "text_column": None,
-            "label_column": None,
-            **arguments.read_config(
-                self.path / arguments.CONFIG_NAME,
-                arguments.build_parser().train_actions,
-            ),
-        }
-        names = (self.path / CLASS_NAMES).read_text(encoding="utf-8")
-        self.class_names = names.splitlines()
+        metrics = self.path / "metrics.json"
+        self.metrics = (
+            json.loads(metrics.read_text()) if metrics.is_file() else {}
+        )
+        self.labels = None
+        if names:
+            text = (self.path / names).read_text(encoding="utf-8")
+            self.labels = tuple(text.splitlines())
+
+    @property
+    def task(self):
+        """The run's task module (`kfinetune.cli.tasks`)."""
+        from kfinetune.cli import tasks
+
+        return tasks.get(self.settings["task"])
 
     def load_model(self):
         """The trained model: `model.keras`, else the base preset with
         `adapter.h5` applied."""
         from kfinetune import peft
-        from kfinetune import presets
 
         if (self.path / MODEL).is_file():
             return load_keras(self.path / MODEL)
-        base = presets.text_classifier(
-            num_classes=len(self.class_names),
-            preset=self.settings["preset"],
-            sequence_length=self.settings["sequence_length"],
-        )
+        base = self.task.build_model(self.settings, self.labels)
         return peft.load(base, self.path / ADAPTER)
 
 

