@@ -31,9 +31,14 @@ files.mkdir(parents=True, exist_ok=True)
 data = kft.data.tweet_sentiment(classes=2, seed=0)
 
 
+def mentions(tweet):
+    return [word for word in tweet.split() if tag(word) == "B-MENTION"]
+
+
 def texts(dataset, count):
+    """The first `count` tweets that mention an account."""
     tweets = (text.decode() for text, _ in dataset.as_numpy_iterator())
-    return [t for t in tweets if "@" in t][:count]
+    return [tweet for tweet in tweets if mentions(tweet)][:count]
 
 
 def tag(word):
@@ -53,7 +58,7 @@ for split, dataset, count in (
 
 paragraphs = []
 for n, tweet in enumerate(texts(data.train, 400)):
-    mention = next(word for word in tweet.split() if word.startswith("@"))
+    mention = mentions(tweet)[0]
     paragraphs.append(
         {
             "context": tweet,

@@ -1,6 +1,7 @@
 import csv
 import json
 import pathlib
+import tomllib
 import zipfile
 
 import h5py
@@ -72,10 +73,26 @@ def test_fine_tunes_minilm_on_a_csv_file_and_saves_no_optimizer_state(
     )
     printed = capsys.readouterr().out
     assert "test accuracy: " in printed
+    assert "method: full" in printed
     metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["method"] == "full"
     assert set(metrics["per_class"]) == {"bad", "good"}
     assert sum(c["support"] for c in metrics["per_class"].values()) == 6
     assert metrics["trainable_parameters"] == metrics["total_parameters"]
+    assert {p.name for p in out_dir.iterdir()} == {
+        "config.toml",
+        "class_names.txt",
+        "metrics.json",
+        "model.keras",
+        "saved_model",
+        "training_curves.png",
+        "confusion_matrix.png",
+    }
+    assert tomllib.loads((out_dir / "config.toml").read_text())["method"] == (
+        "full"
+    )
+    # Nothing is left of the staging folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv", "run"]
     assert metrics["keras_round_trip_max_difference"] < 1e-4
     assert metrics["saved_model_max_difference"] < 1e-4
     assert (out_dir / "saved_model" / "saved_model.pb").exists()
