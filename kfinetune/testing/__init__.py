@@ -11,10 +11,10 @@ from kfinetune.testing.atomicity import model_state
 from kfinetune.testing.generation import greedy_decoding
 from kfinetune.testing.models import CAUSAL_LM_FAMILIES
 from kfinetune.testing.models import VOCABULARY
+from kfinetune.testing.models import save_small_bert_preset
 from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
 from kfinetune.testing.models import small_bert_inputs
-from kfinetune.testing.models import save_small_bert_preset
 from kfinetune.testing.models import small_bert_preprocessor
 from kfinetune.testing.models import small_causal_lm
 from kfinetune.testing.models import small_gpt2_causal_lm
