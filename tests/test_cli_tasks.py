@@ -96,6 +96,9 @@ def tag_run(preset, tmp_path_factory):
             "lora",
             "--save",
             "both",
+            # Watches the validation entity F1 (`EntityF1`).
+            "--early-stopping",
+            "1",
             *options(preset, out),
         ]
     )
@@ -105,6 +108,7 @@ def tag_run(preset, tmp_path_factory):
 def test_tag_trains_evaluates_and_exports(tag_run, capsys):
     metrics = json.loads((tag_run / "metrics.json").read_text())
     assert metrics["task"] == "tag" and metrics["method"] == "lora"
+    assert metrics["settings"]["monitor"] == "entity_f1"
     assert {"entity_f1", "per_type"} <= set(metrics)
     assert set(metrics["per_type"]) == {"LOC", "PER"}
     assert metrics["trainable_parameters"] < metrics["total_parameters"]
@@ -131,6 +135,10 @@ def test_tag_trains_evaluates_and_exports(tag_run, capsys):
     assert report["entity_f1"] == pytest.approx(metrics["entity_f1"])
     printed = capsys.readouterr().out
     assert "entity F1" in printed
+    exported = tag_run.parent / "exported"
+    cli.main(["export", str(tag_run), "--merge", "--output", str(exported)])
+    assert (exported / "saved_model.pb").exists()
+    assert "merged" in capsys.readouterr().out
 
 
 def test_tag_predicts_words_and_tags(tag_run, capsys):
@@ -157,6 +165,9 @@ def test_qa_trains_predicts_and_exports(preset, tmp_path, capsys):
             "0.2",
             "--test-split",
             "0.2",
+            # Watches the validation F1 of the answers.
+            "--early-stopping",
+            "1",
             *options(preset, out, length="48"),
         ]
     )
@@ -165,6 +176,7 @@ def test_qa_trains_predicts_and_exports(preset, tmp_path, capsys):
     assert "sample predictions (test split):" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "qa"
+    assert metrics["settings"]["monitor"] == "f1"
     assert 0 <= metrics["exact_match"] <= metrics["f1"] <= 100
     assert metrics["count"] == 6
     assert metrics["keras_round_trip_max_difference"] < 1e-4

@@ -4,6 +4,15 @@ pieces of words as `kfinetune.data.align_tags` gives them."""
 import tensorflow as tf
 
 
+def built(tokenizer):
+    """`tokenizer`, built: a keras-hub tokenizer loaded and never called is
+    not, and `keras.export.ExportArchive` refuses to track an unbuilt
+    layer. Calling it once on an empty string builds it."""
+    if not tokenizer.built:
+        tokenizer(tf.constant([""]))
+    return tokenizer
+
+
 def token_ids(tokenizer, texts):
     """Ragged int32 `(texts, tokens)` ids of a flat string tensor."""
     ids = tokenizer(texts)

@@ -89,7 +89,7 @@ def export_tagger(
     # [[b"B-PER", b"O", b"O", b"B-LOC"]]
     ```
     """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    tokenizer = pieces_lib.built(getattr(tokenizer, "tokenizer", tokenizer))
     inputs = model.input if isinstance(model.input, dict) else {}
     needed = {"token_ids", "segment_ids", "padding_mask"}
     if not needed <= set(inputs) or set(inputs) - needed - {"word_mask"}:
