@@ -336,7 +336,7 @@ def export_question_answerer(
     # [b"Denver"]
     ```
     """
-    tokenizer = pieces_lib.built(getattr(tokenizer, "tokenizer", tokenizer))
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     special = ("cls_token_id", "sep_token_id", "pad_token_id")
     if not hasattr(tokenizer, "get_vocabulary") or any(
         getattr(tokenizer, name, None) is None for name in special
@@ -492,7 +492,7 @@ def export_question_answerer(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(tokenizer)
+    archive.track(pieces_lib.built(tokenizer))
     archive.add_endpoint(
         "serve",
         serve,

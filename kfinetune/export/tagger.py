@@ -89,7 +89,7 @@ def export_tagger(
     # [[b"B-PER", b"O", b"O", b"B-LOC"]]
     ```
     """
-    tokenizer = pieces_lib.built(getattr(tokenizer, "tokenizer", tokenizer))
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     inputs = model.input if isinstance(model.input, dict) else {}
     needed = {"token_ids", "segment_ids", "padding_mask"}
     if not needed <= set(inputs) or set(inputs) - needed - {"word_mask"}:
@@ -188,7 +188,7 @@ def export_tagger(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(tokenizer)
+    archive.track(pieces_lib.built(tokenizer))
     archive.add_endpoint(
         "serve", serve, input_signature=[tf.TensorSpec([None], tf.string)]
     )
