@@ -6,6 +6,7 @@ import pathlib
 
 from kfinetune.cli import errors
 from kfinetune.cli import runs
+from kfinetune.cli import settings as defaults
 
 
 def run(args):
@@ -33,8 +34,6 @@ def run(args):
             reading[name] = value or settings[name] or default
     if args.test:
         suffix = pathlib.Path(args.test).suffix.lower()
-        from kfinetune.cli import settings as defaults
-
         if suffix not in defaults.FORMATS[settings["task"]]:
             formats = ", ".join(sorted(defaults.FORMATS[settings["task"]]))
             raise errors.UsageError(
@@ -54,10 +53,8 @@ def run(args):
     )
     report = task.evaluate(model, split, data, settings)
     print(f"evaluated on {source}")
-    for line in task.report_lines(report):
-        print(
-            line.replace("test ", "", 1) if line.startswith("test ") else line
-        )
+    for line in task.report_lines(report, prefix=""):
+        print(line)
     result = {**task.scores(report), "data": str(source)}
     with runs.staged(output_dir) as out:
         (out / "evaluation.json").write_text(json.dumps(result, indent=2))

@@ -215,7 +215,7 @@ def check(settings, explicit):
                     f"applies to --{what} {' or '.join(allowed)} only, and "
                     f"the {what} is {chosen}",
                 )
-    _check_early_stopping(settings, explicit)
+    _check_early_stopping(settings)
     _check_data(settings, explicit)
     _check_bundled(settings)
     for name in ("epochs", "batch_size", "rank", "size", "accumulate"):
@@ -326,10 +326,6 @@ def _check_data(settings, explicit):
         refuse("delimiter", repr(delimiter), "must be one character")
     if task == "classify" and settings["train"]:
         _check_columns(settings)
-    if settings["errors"] not in ("strict", "replace", "ignore"):
-        refuse(
-            "errors", settings["errors"], "must be strict, replace or ignore"
-        )
     try:
         "".encode(settings["encoding"])
     except LookupError:
@@ -395,7 +391,7 @@ def _check_schedule(settings):
         refuse("warmup", warmup, "must be in [0, 1)")
 
 
-def _check_early_stopping(settings, explicit):
+def _check_early_stopping(settings):
     monitor = settings["monitor"]
     if monitor is None:
         return

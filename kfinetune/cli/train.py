@@ -47,13 +47,6 @@ def _check_sizes(task, data):
             )
 
 
-def _quiet_truncation_log():
-    import logging
-
-    # The run prints the report itself.
-    logging.getLogger("kfinetune.data.truncation").setLevel(logging.ERROR)
-
-
 def run(settings, resume=False):
     """Runs a training job; returns the metrics it wrote.
 
@@ -69,7 +62,6 @@ def run(settings, resume=False):
     started = time.perf_counter()
     task = tasks.get(settings["task"])
     keras.utils.set_random_seed(settings["seed"])
-    _quiet_truncation_log()
     with training.precision(settings):
         with runs.usage_errors():
             data = task.load_data(settings)
@@ -156,7 +148,6 @@ def run(settings, resume=False):
                 "settings": settings,
             }
             (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        training.remove_backup(settings)
     worst = max(differences.values(), default=0.0)
     tolerance = TOLERANCES[settings["precision"]]
     if worst > tolerance:

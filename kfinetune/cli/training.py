@@ -192,23 +192,15 @@ def backup(settings, resume):
     """Keras's `BackupAndRestore` in `--output-dir/.backup`, saved at every
     epoch's end. With `resume` (checked by `check_resume`), the run
     continues from the interrupted one's last finished epoch; without, an
-    old backup is removed first. Keras deletes the backup when `fit`
+    old backup is removed first. Keras deletes the backup folder when `fit`
     finishes."""
     import keras
 
     folder = pathlib.Path(settings["output_dir"]) / BACKUP
     record = folder / BACKUP_SETTINGS
     comparable = _comparable(settings)
-    if resume:
-        check_resume(settings, resume)
-    elif folder.exists():
+    if not resume and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(comparable, sort_keys=True))
     return keras.callbacks.BackupAndRestore(str(folder), save_freq="epoch")
-
-
-def remove_backup(settings):
-    shutil.rmtree(
-        pathlib.Path(settings["output_dir"]) / BACKUP, ignore_errors=True
-    )

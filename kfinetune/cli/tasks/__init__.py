@@ -25,3 +25,28 @@ def tokenizer(settings):
     return keras_hub.tokenizers.Tokenizer.from_preset(
         str(settings["preset"] or presets.minilm_path())
     )
+
+
+def held_out(total, settings, given):
+    """Splits `total` examples (or groups of them) into train, validation
+    and test: a permutation drawn with `--seed`, whose first
+    `--test-split`, then `--validation-split`, are held out, except for a
+    split in `given` (a file of its own).
+
+    Returns:
+        `{"train", "validation", "test"}` to sorted index lists.
+    """
+    import numpy as np
+
+    order = np.random.default_rng(settings["seed"]).permutation(total)
+    sizes = {
+        name: 0 if name in given else round(settings[f"{name}_split"] * total)
+        for name in ("test", "validation")
+    }
+    test_end = sizes["test"]
+    validation_end = test_end + sizes["validation"]
+    return {
+        "test": sorted(order[:test_end]),
+        "validation": sorted(order[test_end:validation_end]),
+        "train": sorted(order[validation_end:]),
+    }

@@ -1,6 +1,8 @@
 """`--task classify`: a label per text, from CSV, TSV or JSON Lines files
 (default: the bundled tweets)."""
 
+import logging
+
 import numpy as np
 
 NAME = "classify"
@@ -68,10 +70,6 @@ def labels(data):
     return data.class_names
 
 
-def texts_of(dataset):
-    return [text.decode("utf-8") for text, _ in dataset.as_numpy_iterator()]
-
-
 def build_model(settings, labels):
     """The classifier for the class names `labels`."""
     from kfinetune import presets
@@ -93,12 +91,20 @@ def truncation(model, data, settings):
     pieces = tokenizing.tokenize(tokenizer, list(data.splits["train"].texts))
     # [CLS] and [SEP] around every text.
     needed = [len(ids) + 2 for ids in pieces]
-    return truncating.truncation_report(
-        needed,
-        settings["sequence_length"],
-        name="training texts",
-        argument="--sequence-length",
-    )
+    # The run prints the report itself: the library's log line would say
+    # it twice.
+    logger = logging.getLogger(truncating.__name__)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return truncating.truncation_report(
+            needed,
+            settings["sequence_length"],
+            name="training texts",
+            argument="--sequence-length",
+        )
+    finally:
+        logger.setLevel(level)
 
 
 def fit_data(model, data, settings):
@@ -148,11 +154,11 @@ def evaluate(model, dataset, data, settings):
     )
 
 
-def report_lines(report):
+def report_lines(report, prefix="test "):
     return [
         str(report),
-        f"test accuracy: {report.accuracy:.3f}",
-        f"test macro-F1: {report.macro_f1:.3f}",
+        f"{prefix}accuracy: {report.accuracy:.3f}",
+        f"{prefix}macro-F1: {report.macro_f1:.3f}",
     ]
 
 
@@ -167,7 +173,8 @@ def scores(report):
 def probe(data, count=4):
     """A few test texts: what the round-trip checks compare, and the
     sample predictions."""
-    return np.array(texts_of(data.test.take(count)))
+    test = data.test.take(count).as_numpy_iterator()
+    return np.array([text.decode("utf-8") for text, _ in test])
 
 
 def outputs(model, inputs, data, settings):

@@ -18,6 +18,9 @@ class QAData:
     splits: dict
     allow_no_answer: bool
     tokenizer: object
+    # Windows of examples prepared once: `id(examples)` to `(examples,
+    # features)` (the examples kept, so the id stays theirs).
+    features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __repr__(self):
         counts = ", ".join(
@@ -49,25 +52,14 @@ def load_data(settings):
         if settings[name]
     }
     contexts = sorted({example.context for example in train})
-    order = np.random.default_rng(settings["seed"]).permutation(len(contexts))
-    counts = {
-        name: 0
-        if name in given
-        else round(settings[f"{name}_split"] * len(contexts))
-        for name in ("test", "validation")
-    }
-    rank = {contexts[i]: n for n, i in enumerate(order)}
-    test_end = counts["test"]
-    validation_end = test_end + counts["validation"]
-
-    def part(low, high):
-        return [e for e in train if low <= rank[e.context] < high]
-
-    splits = {
-        "train": part(validation_end, len(contexts)),
-        "validation": given.get("validation") or part(test_end, validation_end),
-        "test": given.get("test") or part(0, test_end),
-    }
+    indices = tasks.held_out(len(contexts), settings, given)
+    splits = {}
+    for name in ("train", "validation", "test"):
+        if name in given:
+            splits[name] = given[name]
+            continue
+        held = {contexts[i] for i in indices[name]}
+        splits[name] = [e for e in train if e.context in held]
     allow = any(e.is_impossible for split in splits.values() for e in split)
     return QAData(splits, allow, tasks.tokenizer(settings))
 
@@ -105,15 +97,44 @@ def max_question_length(settings):
     return min(64, settings["sequence_length"] // 2)
 
 
-def _features(examples, data, settings):
+def _prepare(examples, tokenizer, settings):
     from kfinetune import qa
 
     return qa.prepare_features(
         examples,
-        data.tokenizer,
+        tokenizer,
         settings["sequence_length"],
         document_stride=settings["document_stride"],
         max_question_length=max_question_length(settings),
+    )
+
+
+def _features(examples, data, settings):
+    """The windows of `examples`, prepared once per run."""
+    key = id(examples)
+    if key not in data.features:
+        features = _prepare(examples, data.tokenizer, settings)
+        data.features[key] = (examples, features)
+    return data.features[key][1]
+
+
+def _logits(model, features, batch_size=None):
+    """The start and end logits of every window, side by side."""
+    out = model.predict(features.inputs(), batch_size=batch_size, verbose=0)
+    return np.concatenate([out["start"], out["end"]], axis=-1)
+
+
+def _postprocess(features, logits, settings, allow_no_answer):
+    """The answer of every question, from `_logits`."""
+    from kfinetune import qa
+
+    length = settings["sequence_length"]
+    return qa.postprocess(
+        features,
+        logits[:, :length],
+        logits[:, length:],
+        max_answer_length=settings["max_answer_length"],
+        allow_no_answer=allow_no_answer,
     )
 
 
@@ -155,20 +176,17 @@ def class_weight(data, settings):
     return None
 
 
-def _answers(model, examples, data, settings):
-    from kfinetune import qa
-
+def _answers_from(examples, logits, data, settings):
+    """The answers to `examples` that their windows' `logits` give."""
     features = _features(examples, data, settings)
-    out = model.predict(
-        features.inputs(), batch_size=settings["batch_size"], verbose=0
-    )
-    return qa.postprocess(
-        features,
-        out["start"],
-        out["end"],
-        max_answer_length=settings["max_answer_length"],
-        allow_no_answer=data.allow_no_answer,
-    )
+    return _postprocess(features, logits, settings, data.allow_no_answer)
+
+
+def _answers(model, examples, data, settings):
+    """The model's answers to `examples`."""
+    features = _features(examples, data, settings)
+    logits = _logits(model, features, settings["batch_size"])
+    return _answers_from(examples, logits, data, settings)
 
 
 def monitor_callbacks(model, data, settings):
@@ -198,10 +216,10 @@ def evaluate(model, examples, data, settings):
     }
 
 
-def report_lines(report):
+def report_lines(report, prefix="test "):
     return [
-        f"test exact match: {report['exact_match']:.1f} %",
-        f"test F1: {report['f1']:.1f} % ({report['count']} questions)",
+        f"{prefix}exact match: {report['exact_match']:.1f} %",
+        f"{prefix}F1: {report['f1']:.1f} % ({report['count']} questions)",
     ]
 
 
@@ -219,23 +237,7 @@ def probe(data, count=4):
 
 def outputs(model, examples, data, settings):
     """The start and end logits of the probe questions' windows."""
-    features = _features(examples, data, settings)
-    out = model.predict(features.inputs(), verbose=0)
-    return np.concatenate([out["start"], out["end"]], axis=-1)
-
-
-def _answers_from(examples, logits, data, settings):
-    from kfinetune import qa
-
-    features = _features(examples, data, settings)
-    length = settings["sequence_length"]
-    return qa.postprocess(
-        features,
-        logits[:, :length],
-        logits[:, length:],
-        max_answer_length=settings["max_answer_length"],
-        allow_no_answer=data.allow_no_answer,
-    )
+    return _logits(model, _features(examples, data, settings))
 
 
 def sample_lines(examples, logits, data, settings):
@@ -303,7 +305,6 @@ def check_inputs(lines):
 def predict_rows(model, lines, run, batch_size):
     """A row per question: its answer ("" when the model finds none)."""
     from kfinetune import data as loading
-    from kfinetune import qa
     from kfinetune.cli import tasks
 
     settings = run.settings
@@ -311,21 +312,10 @@ def predict_rows(model, lines, run, batch_size):
         loading.QAExample(str(i), *line.split("\t"), (), ())
         for i, line in enumerate(lines)
     ]
-    features = qa.prepare_features(
-        examples,
-        tasks.tokenizer(settings),
-        settings["sequence_length"],
-        document_stride=settings["document_stride"],
-        max_question_length=max_question_length(settings),
-    )
-    out = model.predict(features.inputs(), batch_size=batch_size, verbose=0)
-    answers = qa.postprocess(
-        features,
-        out["start"],
-        out["end"],
-        max_answer_length=settings["max_answer_length"],
-        allow_no_answer=run.metrics.get("allow_no_answer", False),
-    )
+    features = _prepare(examples, tasks.tokenizer(settings), settings)
+    logits = _logits(model, features, batch_size)
+    allow_no_answer = run.metrics.get("allow_no_answer", False)
+    answers = _postprocess(features, logits, settings, allow_no_answer)
     return [
         {"question": e.question, "context": e.context, "answer": answers[e.id]}
         for e in examples

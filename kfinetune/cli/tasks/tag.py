@@ -7,7 +7,6 @@ import numpy as np
 
 NAME = "tag"
 SPLITS = ("train", "validation", "test")
-LABELS_FILE = "tag_names.txt"
 
 
 @dataclasses.dataclass
@@ -19,6 +18,9 @@ class TagData:
     tag_names: tuple
     seed: int
     tokenizer: object
+    # `TokenLabels` of sentences aligned once: `id(sentences)` to
+    # `(sentences, aligned)` (the sentences kept, so the id stays theirs).
+    aligned: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __repr__(self):
         counts = ", ".join(
@@ -57,33 +59,28 @@ def load_data(settings):
     """`--train` (CoNLL) with `--validation` / `--test` files, or splits
     of it drawn with `--seed`."""
     from kfinetune.cli import tasks
+    from kfinetune.data import TaggedSentences
 
-    train = _read(settings, settings["train"])
-    given = {}
-    for name in ("validation", "test"):
-        if settings[name]:
-            given[name] = _read(settings, settings[name])
-    # Every split's tags must be in one vocabulary: the union, `O` first.
-    names = {
-        tag for split in (train, *given.values()) for tag in split.tag_names
+    read = {
+        name: _read(settings, settings[name])
+        for name in SPLITS
+        if settings[name]
     }
-    tag_names = tuple((["O"] if "O" in names else []) + sorted(names - {"O"}))
-    train = _read(settings, settings["train"], tag_names)
-    given = {name: _read(settings, settings[name], tag_names) for name in given}
-    total = len(train.sentences)
-    order = np.random.default_rng(settings["seed"]).permutation(total)
-    counts = {
-        name: 0 if name in given else round(settings[f"{name}_split"] * total)
-        for name in ("test", "validation")
+    # One tag vocabulary for every file: the union, `O` first (as
+    # `from_conll` orders a file's own).
+    names = {tag for split in read.values() for tag in split.tag_names}
+    tag_names = tuple(sorted(names, key=lambda tag: (tag != "O", tag)))
+    read = {
+        name: TaggedSentences(split.sentences, split.tags, tag_names)
+        for name, split in read.items()
     }
-    test = order[: counts["test"]]
-    validation = order[counts["test"] : counts["test"] + counts["validation"]]
-    rest = order[counts["test"] + counts["validation"] :]
+    train = read["train"]
+    indices = tasks.held_out(len(train.sentences), settings, read)
     splits = {
-        "train": _subset(train, sorted(rest)),
-        "validation": given.get("validation")
-        or _subset(train, sorted(validation)),
-        "test": given.get("test") or _subset(train, sorted(test)),
+        name: read[name]
+        if name != "train" and name in read
+        else _subset(train, indices[name])
+        for name in SPLITS
     }
     return TagData(
         splits, tag_names, settings["seed"], tasks.tokenizer(settings)
@@ -109,8 +106,13 @@ def labels(data):
     return data.tag_names
 
 
-def _aligned(data, split, settings):
-    return data.splits[split].align(data.tokenizer, settings["sequence_length"])
+def _aligned(sentences, data, settings):
+    """`sentences` aligned to word pieces, once per run."""
+    key = id(sentences)
+    if key not in data.aligned:
+        aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+        data.aligned[key] = (sentences, aligned)
+    return data.aligned[key][1]
 
 
 def build_model(settings, labels):
@@ -137,14 +139,10 @@ def _scheme(tag_names):
     return "IOBES" if iobes else "IOB2"
 
 
-def _report_scheme(tag_names):
-    return "IOBES" if _scheme(tag_names) == "IOBES" else "BIO"
-
-
 def truncation(model, data, settings):
     """Sentences too long for one row are tagged in overlapping windows,
     never cut: reported as windows."""
-    aligned = _aligned(data, "train", settings)
+    aligned = _aligned(data.splits["train"], data, settings)
     rows = len(aligned.word_starts)
     sentences = len(data.splits["train"].sentences)
     return (
@@ -161,12 +159,13 @@ def fit_data(model, data, settings):
     batch = settings["batch_size"]
     options = dict(sample_weights=not crf, word_mask=crf)
     train = (
-        _aligned(data, "train", settings)
+        _aligned(data.splits["train"], data, settings)
         .dataset(**options)
         .shuffle(10_000, seed=settings["seed"])
         .batch(batch)
     )
-    validation = _aligned(data, "validation", settings).dataset(**options)
+    validation = _aligned(data.splits["validation"], data, settings)
+    validation = validation.dataset(**options)
     return train, validation.batch(batch)
 
 
@@ -196,7 +195,7 @@ def monitor_callbacks(model, data, settings):
             data.splits["validation"],
             data.tokenizer,
             settings["sequence_length"],
-            scheme=_report_scheme(data.tag_names),
+            scheme=_scheme(data.tag_names),
             batch_size=settings["batch_size"],
         )
     ]
@@ -215,15 +214,14 @@ def evaluate(model, sentences, data, settings):
     """The entity report of the model on `sentences`."""
     from kfinetune import evaluation
 
-    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
-    predicted = _word_tags(model, aligned, settings)
+    predicted = _word_tags(model, _aligned(sentences, data, settings), settings)
     return evaluation.sequence_labelling_report(
-        list(sentences.tags), predicted, _report_scheme(data.tag_names)
+        list(sentences.tags), predicted, _scheme(data.tag_names)
     )
 
 
-def report_lines(report):
-    return [str(report), f"test entity F1 (micro): {report.micro_f1:.3f}"]
+def report_lines(report, prefix="test "):
+    return [str(report), f"{prefix}entity F1 (micro): {report.micro_f1:.3f}"]
 
 
 def write_plots(report, out):
@@ -243,26 +241,31 @@ def probe(data, count=4):
 
 def outputs(model, sentences, data, settings):
     """The tag scores (or a CRF's tags) of the probe sentences' pieces."""
-    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
+    aligned = _aligned(sentences, data, settings)
     return np.asarray(model.predict(aligned.inputs_for(model), verbose=0))
 
 
 def sample_lines(sentences, predictions, data, settings):
     """The probe sentences with their predicted tags (word/TAG), from the
     model's outputs."""
-    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
-    predicted = aligned.to_words(predictions)
+    predicted = _aligned(sentences, data, settings).to_words(predictions)
     lines = []
     for words, tags, gold in zip(
         sentences.sentences, predicted, sentences.tags, strict=True
     ):
-        marked = " ".join(
-            word if tag == "O" else f"{word}/{tag}"
-            for word, tag in zip(words, tags, strict=True)
-        )
         wrong = sum(t != g for t, g in zip(tags, gold, strict=True))
-        lines.append(f"  {marked}  ({wrong} of {len(words)} tags wrong)")
+        lines.append(
+            f"  {_marked(words, tags)}  ({wrong} of {len(words)} tags wrong)"
+        )
     return lines
+
+
+def _marked(words, tags):
+    """`word/TAG` for each tagged word, the word alone for `O`."""
+    return " ".join(
+        word if tag == "O" else f"{word}/{tag}"
+        for word, tag in zip(words, tags, strict=True)
+    )
 
 
 def export(model, folder, data, settings):
@@ -289,8 +292,7 @@ def export_difference(folder, sentences, predictions, data, settings):
     exported = exporting.load_text_classifier(folder)
     texts = [" ".join(words) for words in sentences.sentences]
     served = exported.serve(tf.constant(texts))["tags"].numpy()
-    aligned = sentences.align(data.tokenizer, settings["sequence_length"])
-    expected = aligned.to_words(predictions)
+    expected = _aligned(sentences, data, settings).to_words(predictions)
     words = differ = 0
     for row, tags in zip(served, expected, strict=True):
         got = [tag.decode() for tag in row[: len(tags)]]
@@ -331,7 +333,4 @@ def blank_row(text):
 
 
 def row_line(row, text):
-    return " ".join(
-        word if tag == "O" else f"{word}/{tag}"
-        for word, tag in zip(row["words"], row["tags"], strict=True)
-    )
+    return _marked(row["words"], row["tags"])
