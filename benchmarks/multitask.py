@@ -66,7 +66,9 @@ def heads(tasks):
     """The head of each task."""
     specs = {
         "sentiment": multitask.Classification(3),
-        "case": multitask.TokenClassification(len(tagging.TAGS)),
+        "case": multitask.TokenClassification(
+            len(kfinetune.data.tweet_tags.CASE_TAGS)
+        ),
     }
     return {task: specs[task] for task in tasks}
 
@@ -83,12 +85,12 @@ def task_data(split, preprocessor):
     sentiment = tf.data.Dataset.from_tensor_slices(
         (features, split.labels.astype("int32"))
     )
-    words, tags = tagging.tagged_tweets(texts)
+    words, tags = kfinetune.data.tweet_tags.case_spans(texts)
     aligned = kfinetune.data.align_tags(
         words,
         tags,
         preprocessor.tokenizer,
-        tagging.TAGS,
+        kfinetune.data.tweet_tags.CASE_TAGS,
         SEQUENCE_LENGTH,
     )
     case = aligned.dataset(sample_weights=True)

@@ -1,7 +1,8 @@
 """Token classification quality on real tweets: CRF and softmax heads, full
 fine-tuning and LoRA, over seeds.
 
-No tagged corpus installs here, so the tasks are built from real text.
+No tagged corpus installs here, so the tasks are built from real text
+(`kfinetune.data.tweet_tagging` makes both).
 
 **Case restoration as span tagging** (`--task case`, the default). Each
 tweet of the bundled corpus is lowercased before the model reads it (the
@@ -48,8 +49,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import re
-import string
 import time
 
 import keras
@@ -70,113 +69,17 @@ SEQUENCE_LENGTH = 64
 TRAIN_SIZE = 2000
 TEST_SIZE = 1000
 VALIDATION_SIZE = 500
-TAGS = ("O", "B-ACRONYM", "B-NAME", "I-ACRONYM", "I-NAME")
 # The learning rate of the CRF transitions in full fine-tuning: 100× the
 # encoder's, as BERT-CRF taggers usually train them. At the encoder's
 # 5e-5 the 25 transition scores would hardly move in a few hundred steps.
 CRF_RATE_FACTOR = 100.0
-
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
-_PRONOUN_I = re.compile(r"^i('\w+)?$", re.IGNORECASE)
-
-
-def word_kind(word):
-    """`"NAME"`, `"ACRONYM"` or `None` for one word, ignoring position."""
-    if word[0] in "@#":
-        return None
-    core = word.strip(string.punctuation + "“”‘’")
-    letters = [c for c in core if c.isalpha()]
-    if len(letters) < 2 or _PRONOUN_I.match(core) or not core[0].isalpha():
-        return None
-    if all(c.isupper() for c in letters):
-        return "ACRONYM"
-    if core[0].isupper() and any(c.islower() for c in letters):
-        return "NAME"
-    return None
-
-
-def tag_words(words):
-    """BIO tags of one tweet's words (see the module docstring)."""
-    tags = []
-    previous = None
-    sentence_start = True
-    for word in words:
-        kind = None if sentence_start else word_kind(word)
-        if kind is None:
-            tags.append("O")
-        else:
-            tags.append(f"{'I' if kind == previous else 'B'}-{kind}")
-        previous = kind
-        # Leading @mentions do not start the sentence: "@united Thanks".
-        if not (sentence_start and word[0] in "@#"):
-            sentence_start = bool(_SENTENCE_END.search(word))
-    return tags
-
-
-def _shouting(words):
-    upper = sum(w.isupper() for w in words)
-    lower = sum(w.islower() for w in words)
-    return upper > lower
-
-
-def tagged_tweets(texts):
-    """Lowercased words and their tags, shouting tweets left out."""
-    sentences, tags = [], []
-    for text in texts:
-        words = text.split()
-        if not words or _shouting(words):
-            continue
-        sentences.append([w.lower() for w in words])
-        tags.append(tag_words(words))
-    return sentences, tags
-
-
-# Punctuation restoration: the mark that ended each word, one-word spans.
-PUNCTUATION_TAGS = ("O", "B-COMMA", "B-EXCLAIM", "B-PERIOD", "B-QUESTION")
-_MARKS = ",.!?"
-
-
-def _mark(trailing):
-    for mark, kind in (("?", "QUESTION"), ("!", "EXCLAIM"), (".", "PERIOD")):
-        if mark in trailing:
-            return f"B-{kind}"
-    return "B-COMMA" if "," in trailing else "O"
-
-
-def punctuated_tweets(texts):
-    """Lowercased words without their trailing `,.!?` and tags naming the
-    mark each word was followed by (a word of marks only gives its mark to
-    the word before it). Shouting tweets are left out."""
-    sentences, tags = [], []
-    for text in texts:
-        raw = text.split()
-        if not raw or _shouting(raw):
-            continue
-        words, word_tags = [], []
-        for word in raw:
-            core = word.rstrip(_MARKS)
-            mark = _mark(word[len(core) :])
-            if core:
-                words.append(core.lower())
-                word_tags.append(mark)
-            elif words and mark != "O":
-                word_tags[-1] = mark
-        if words:
-            sentences.append(words)
-            tags.append(word_tags)
-    return sentences, tags
-
 
 DATA = {
     "case": "case-restoration spans (NAME, ACRONYM)",
     "punctuation": "punctuation restoration (COMMA, PERIOD, QUESTION, "
     "EXCLAIM after a word)",
 }
-# The tasks: the tags and how tweets become tagged words.
-TASKS = {
-    "case": (TAGS, tagged_tweets),
-    "punctuation": (PUNCTUATION_TAGS, punctuated_tweets),
-}
+TASKS = kfinetune.data.tweet_tags.TASKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,18 +218,20 @@ def run(method, seed, epochs, tokenizer, limit=None, tune=False, task="case"):
     """
     keras.utils.set_random_seed(seed)
     epochs = method.epochs or epochs
-    tag_names, tagged = TASKS[task]
-    data = kfinetune.data.tweet_sentiment(
-        classes=3,
+    tag_names = TASKS[task][0]
+    splits = kfinetune.data.tweet_tagging(
+        task,
         seed=seed,
         train_size=TRAIN_SIZE,
         validation_size=VALIDATION_SIZE if tune else 0,
         test_size=TEST_SIZE,
     )
-    train_words, train_tags = tagged(data.splits["train"].texts)
-    test_words, test_tags = tagged(
-        data.splits["validation" if tune else "test"].texts
+    train_words, train_tags = (
+        splits["train"].sentences,
+        splits["train"].tags,
     )
+    tested = splits["validation" if tune else "test"]
+    test_words, test_tags = list(tested.sentences), list(tested.tags)
     if limit is not None:
         test_words = test_words[: limit * BATCH_SIZE]
         test_tags = test_tags[: limit * BATCH_SIZE]

@@ -1,89 +1,28 @@
 """Extractive question answering with the bundled MiniLM.
 
-No SQuAD data ships with any installed package, so this builds a small
-SQuAD v2.0-format task from real text, the bundled tweets: each context is
-three tweets that each mention an account (`@...`), each introduced by a
-first name ("Maya wrote: ..."), and each question asks whom one of the
-people wrote to. The answer is the first account mentioned in that
-person's tweet; a question about a name that is not in the context is
-unanswerable. The files are written in SQuAD JSON and read back with
-`kft.data.from_squad`.
+No SQuAD data ships with any installed package, so
+`kft.data.tweet_questions` builds a small SQuAD v2.0-style task from real
+text, the bundled tweets: each context is three tweets that each mention
+an account (`@...`), each introduced by a first name ("Maya wrote: ..."),
+and each question asks whom one of the people wrote to. The answer is the
+first account mentioned in that person's tweet; a question about a name
+that is not in the context is unanswerable. Your own SQuAD JSON files
+read with `kft.data.from_squad` give the same `QAExample`s.
 
     python examples/question_answering.py
 """
 
-import json
-import pathlib
-import re
-import tempfile
-
 import keras
 import keras_hub
-import numpy as np
 
 import kfinetune as kft
 
 SEQUENCE_LENGTH = 128
-NAMES = (
-    "Maya Omar Lena Tariq Ines Jonas Priya Mateo Aiko Noor Felix Zara"
-).split()
-MENTION = re.compile(r"@\w+")
 
-
-def tweets(dataset):
-    texts = (text.decode() for text, _ in dataset.as_numpy_iterator())
-    return [" ".join(t.split()) for t in texts if MENTION.search(t)]
-
-
-def squad_document(texts, size, rng):
-    """`size` questions over contexts of three tweets, a fifth unanswerable."""
-    paragraphs = []
-    for n in range(size):
-        picked = rng.choice(len(texts), 3, replace=False)
-        names = rng.choice(NAMES, 4, replace=False)
-        context, answers = "", []
-        for name, index in zip(names[:3], picked, strict=True):
-            context += f"{name} wrote: "
-            mention = MENTION.search(texts[index])
-            answers.append(
-                {
-                    "text": mention[0],
-                    "answer_start": len(context) + mention.start(),
-                }
-            )
-            context += texts[index] + " "
-        impossible = n % 5 == 0
-        asked = 3 if impossible else int(rng.integers(3))
-        paragraphs.append(
-            {
-                "context": context.strip(),
-                "qas": [
-                    {
-                        "id": f"q{n}",
-                        "question": f"Whom did {names[asked]} write to?",
-                        "answers": [] if impossible else [answers[asked]],
-                        "is_impossible": impossible,
-                    }
-                ],
-            }
-        )
-    return {
-        "version": "v2.0",
-        "data": [{"title": "tweets", "paragraphs": paragraphs}],
-    }
-
-
-data = kft.data.tweet_sentiment(classes=2, seed=0)
-rng = np.random.default_rng(0)
-folder = pathlib.Path(tempfile.mkdtemp())
-for split, dataset, size in (
-    ("train", data.train, 800),
-    ("test", data.test, 100),
-):
-    document = squad_document(tweets(dataset), size, rng)
-    (folder / f"{split}.json").write_text(json.dumps(document))
-train = kft.data.from_squad(folder / "train.json")
-test = kft.data.from_squad(folder / "test.json")
+splits = kft.data.tweet_questions(
+    seed=0, train_size=800, validation_size=0, test_size=100
+)
+train, test = splits["train"], splits["test"]
 
 path = str(kft.presets.minilm_path())
 tokenizer = keras_hub.models.BertTokenizer.from_preset(path)
@@ -120,4 +59,4 @@ for example in test[:3]:
         f"{example.question} -> {answers[example.id]!r} "
         f"(gold {example.answers})"
     )
-print(kft.qa.squad_scores(answers, test))
+print(kft.qa.squad_scores_by_kind(answers, test))

@@ -1,5 +1,6 @@
-"""`save_curves`: learning curves as PNG files, with matplotlib; and the
-figure helpers every kfinetune picture uses (`new_figure`, `save`).
+"""`save_curves` and `save_bars`: learning curves and scores as PNG files,
+with matplotlib; and the figure helpers every kfinetune picture uses
+(`new_figure`, `save`).
 
 Figures are drawn on a `matplotlib.figure.Figure` with the Agg canvas, not
 through `pyplot`: no global figure state and no display needed, so it works
@@ -78,6 +79,75 @@ def save_curves(
         axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
+    return save(figure, path, dpi)
+
+
+def save_bars(path, groups, bars, *, ylabel, title=None, top=None, dpi=120):
+    """Draws grouped bars: for each group on the x axis, one bar per
+    series, each labelled with its value.
+
+    Args:
+        path: the PNG file to write; its folder is created when missing.
+        groups: the x axis labels, e.g. entity types.
+        bars: a dict mapping each series' label (the legend) to its values,
+            one per group, e.g. `{"F1": [0.61, 0.70]}`.
+        ylabel: the y axis label.
+        title: the figure title. Defaults to `None` (no title).
+        top: the top of the y axis, e.g. `1.0` or `100`. Defaults to
+            `None` (matplotlib's choice).
+        dpi: the resolution. Defaults to `120`.
+
+    Returns:
+        The path written, as a `pathlib.Path`.
+
+    Raises:
+        ValueError: if `groups` or `bars` is empty, or a series' length
+            differs from `groups`'.
+
+    Example:
+
+    ```python
+    kfinetune.plotting.save_bars(
+        "scores.png",
+        ["NAME", "ACRONYM"],
+        {"precision": [0.62, 0.71], "recall": [0.55, 0.60]},
+        ylabel="score",
+        top=1.0,
+    )
+    ```
+    """
+    groups = list(groups)
+    if not groups or not bars:
+        raise ValueError(
+            "`groups` and `bars` must not be empty. "
+            f"Received: groups={groups!r}, bars={bars!r}"
+        )
+    for label, values in bars.items():
+        if len(values) != len(groups):
+            raise ValueError(
+                f"Every series needs one value per group ({len(groups)}). "
+                f"Received: bars[{label!r}] with {len(values)} values"
+            )
+    figure = new_figure(max(5.0, 1.2 + 0.45 * len(groups) * len(bars)), 3.6)
+    axes = figure.add_subplot()
+    x = np.arange(len(groups))
+    width = 0.8 / len(bars)
+    for i, (label, values) in enumerate(bars.items()):
+        drawn = axes.bar(
+            x + (i - (len(bars) - 1) / 2) * width,
+            np.asarray(values, dtype=float),
+            width,
+            label=label,
+        )
+        axes.bar_label(drawn, fmt="%.2f" if top == 1.0 else "%.1f", fontsize=7)
+    axes.set_xticks(x, groups)
+    axes.set_ylabel(ylabel)
+    if top is not None:
+        axes.set_ylim(0, top * 1.08)
+    if title:
+        axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
     return save(figure, path, dpi)
 
 

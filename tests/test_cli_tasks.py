@@ -7,6 +7,8 @@ import json
 import pytest
 
 from kfinetune import cli
+from kfinetune.cli import settings as cli_settings
+from kfinetune.cli import tasks
 from kfinetune.testing import models
 
 PEOPLE = ["Mary", "John", "Ann", "Omar"]
@@ -42,19 +44,19 @@ def squad(path, count):
     for i in range(count):
         person, place = PEOPLE[i % 4], PLACES[(i // 4) % 4]
         context = f"{person} went to {place} in {1990 + i}."
+        # Every third question asks about someone else: no answer.
+        impossible = i % 3 == 2
+        asked = PEOPLE[(i + 1) % 4] if impossible else person
+        answers = [{"text": place, "answer_start": context.index(place)}]
         paragraphs.append(
             {
                 "context": context,
                 "qas": [
                     {
                         "id": f"q{i}",
-                        "question": f"where did {person} go?",
-                        "answers": [
-                            {
-                                "text": place,
-                                "answer_start": context.index(place),
-                            }
-                        ],
+                        "question": f"where did {asked} go?",
+                        "answers": [] if impossible else answers,
+                        "is_impossible": impossible,
                     }
                 ],
             }
@@ -125,6 +127,7 @@ def test_tag_trains_evaluates_and_exports(tag_run, capsys):
     ]
     names = {p.name for p in tag_run.iterdir()}
     assert {"model.keras", "adapter.h5", "saved_model"} <= names
+    assert {"entity_scores.png", "training_curves.png"} <= names
     # Splits: 24 train sentences, of which 10 % are held out for
     # validation; the test file has 4.
     assert metrics["settings"]["test_split"] is None
@@ -172,13 +175,20 @@ def test_qa_trains_predicts_and_exports(preset, tmp_path, capsys):
         ]
     )
     printed = capsys.readouterr().out
-    assert "SQuAD questions: train: 18, validation: 6, test: 6" in printed
+    assert (
+        "SQuAD v2.0 (some unanswerable) questions: train: 18, "
+        "validation: 6, test: 6"
+    ) in printed
     assert "sample predictions (test split):" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "qa"
     assert metrics["settings"]["monitor"] == "f1"
     assert 0 <= metrics["exact_match"] <= metrics["f1"] <= 100
     assert metrics["count"] == 6
+    # Every fifth question of `squad` has no answer: scored apart.
+    kinds = metrics["answerable"]["count"], metrics["unanswerable"]["count"]
+    assert sum(kinds) == 6 and min(kinds) > 0
+    assert (out / "qa_scores.png").read_bytes()[:4] == b"\x89PNG"
     assert metrics["keras_round_trip_max_difference"] < 1e-4
     assert metrics["saved_model_max_difference"] == 0
     cli.main(
@@ -201,7 +211,12 @@ def test_qa_trains_predicts_and_exports(preset, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--task", "tag"], "--task tag has no bundled data: give --train"),
+        (
+            ["--task", "tag", "--validation-split", "0.2"],
+            "--validation-split needs --train: the bundled data's splits "
+            "are fixed",
+        ),
+        (["--task", "tag", "--tag-column", "1"], "--tag-column needs --train"),
         (
             ["--task", "tag", "--train", "x.csv"],
             "--train must be a .conll, .iob, .txt file for --task tag",
@@ -223,3 +238,33 @@ def test_task_options_are_checked_first(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "task, length, sizes",
+    [
+        ("tag", 64, {"train": 1950, "validation": 487, "test": 983}),
+        ("qa", 128, {"train": 800, "validation": 200, "test": 200}),
+    ],
+)
+def test_tag_and_qa_default_to_the_bundled_tweets(
+    task, length, sizes, tmp_path
+):
+    settings, _ = cli_settings.resolve({"task": task}, {})
+    assert settings["sequence_length"] == length
+    # Full fine-tuning of both at 2e-4 (measured; the classifier's 5e-5
+    # learned less), and QA's windows overlap at any row length.
+    assert settings["learning_rate"] == 2e-4
+    if task == "qa":
+        assert settings["document_stride"] == 64
+        train = squad(tmp_path / "train.json", 3)
+        own, _ = cli_settings.resolve({"task": task, "train": train}, {})
+        assert own["sequence_length"] == 384
+        assert own["document_stride"] == 128
+    assert settings["validation_split"] is None
+    module = tasks.get(task)
+    data = module.load_data(settings)
+    assert module.sizes(data) == sizes
+    # The same seed draws the same splits.
+    again = module.load_data(settings)
+    assert module.split(again, "test") == module.split(data, "test")

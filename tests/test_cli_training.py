@@ -244,6 +244,35 @@ def test_defaults_are_the_measured_settings():
     }
 
 
+def test_tag_defaults_are_the_measured_tagging_settings():
+    """`--task tag` trains as `benchmarks/tagging.py` measured it (the
+    figures of docs/sequence-labelling.md): 4 epochs; full fine-tuning at
+    2e-4; LoRA at 2e-3 on every dense layer at rank 16, alpha 32."""
+    from benchmarks import tagging
+    from kfinetune import peft
+    from kfinetune.cli import settings as defaults
+
+    assert defaults.ALL_LINEAR == peft.ALL_LINEAR
+    full, _ = defaults.resolve({"task": "tag"}, {})
+    assert full["epochs"] == tagging.EPOCHS
+    assert (
+        full["learning_rate"] == tagging.METHODS["full_softmax"].learning_rate
+    )
+    lora, _ = defaults.resolve({"task": "tag", "method": "lora"}, {})
+    method = tagging.METHODS["lora_softmax"]
+    assert lora["learning_rate"] == method.learning_rate
+    assert lora["rank"] == method.rank and lora["alpha"] == 2 * method.rank
+    assert lora["targets"] == [method.targets]
+    assert lora["batch_size"] == tagging.BATCH_SIZE
+    assert lora["sequence_length"] == tagging.SEQUENCE_LENGTH
+    # A flag still wins over the task's measured setting.
+    given, _ = defaults.resolve(
+        {"task": "tag", "method": "lora", "rank": 4, "epochs": 1}, {}
+    )
+    assert given["rank"] == 4 and given["alpha"] == 8.0
+    assert given["epochs"] == 1 and given["targets"] == [method.targets]
+
+
 @pytest.mark.parametrize(
     "wheel, argv, message",
     [

@@ -38,3 +38,27 @@ def test_save_curves_refuses_mismatched_lengths(tmp_path):
             tmp_path / "c.png", [1], {}, xlabel="x", ylabel="y"
         )
     assert not (tmp_path / "c.png").exists()
+
+
+def test_save_bars_draws_one_bar_per_series_and_group(tmp_path):
+    path = plotting.save_bars(
+        tmp_path / "bars.png",
+        ["NAME", "ACRONYM", "all"],
+        {"precision": [0.6, 0.7, 0.65], "F1": [0.5, 0.0, 0.4]},
+        ylabel="score",
+        title="entities",
+        top=1.0,
+    )
+    image = imread(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image[..., :3].std() > 0.05
+
+
+def test_save_bars_refuses_mismatched_lengths(tmp_path):
+    with pytest.raises(ValueError, match=r"bars\['F1'\] with 1 values"):
+        plotting.save_bars(
+            tmp_path / "b.png", ["a", "b"], {"F1": [1.0]}, ylabel="y"
+        )
+    with pytest.raises(ValueError, match="must not be empty"):
+        plotting.save_bars(tmp_path / "b.png", [], {}, ylabel="y")
+    assert not (tmp_path / "b.png").exists()

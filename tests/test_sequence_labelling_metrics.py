@@ -50,6 +50,14 @@ def test_report_by_hand():
     assert "micro avg" in text and "token accuracy" in text
 
 
+def test_report_plots_its_scores(tmp_path):
+    report = evaluation.sequence_labelling_report(
+        [["B-PER", "O", "B-LOC"]], [["B-PER", "O", "O"]]
+    )
+    path = report.plot_scores(tmp_path / "entities.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_boundary_mismatch_is_a_miss():
     report = evaluation.sequence_labelling_report(
         [["B-PER", "I-PER", "I-PER"]], [["B-PER", "I-PER", "O"]]

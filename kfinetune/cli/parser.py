@@ -259,7 +259,9 @@ def _add_data(train, add):
         type=int,
         metavar="N",
         help="qa: a context longer than --sequence-length is read in windows "
-        f"that start N tokens apart. Default: {_default('document_stride')}",
+        "that start N tokens apart. Default: 128, or half of "
+        "--sequence-length when that is shorter than 256, so that windows "
+        "overlap",
     )
     add(
         data,
@@ -310,7 +312,14 @@ def _add_method(train, add):
         "prompt: only the method's weights and the task's head train. "
         "Default: full",
     )
-    add(method, "--rank", type=int, metavar="R", help="lora: rank. Default: 8")
+    add(
+        method,
+        "--rank",
+        type=int,
+        metavar="R",
+        help=f"lora: rank. Default: {defaults.RANK} "
+        f"({defaults.TASK_DEFAULTS['tag']['lora']['rank']} for --task tag)",
+    )
     add(
         method,
         "--alpha",
@@ -344,7 +353,7 @@ def _add_method(train, add):
         metavar="REGEX",
         help="lora, adapter, ia3, prefix, prompt: the layer paths to adapt "
         "(regular expressions matched in full). Default: the method's own, "
-        "e.g. '.*/(query|value)' for lora",
+        "e.g. '.*/(query|value)' for lora (every dense layer for --task tag)",
     )
     add(
         method,
@@ -362,7 +371,8 @@ def _add_training(train, add):
         "--epochs",
         type=int,
         metavar="N",
-        help=f"Default: {_default('epochs')}",
+        help=f"Default: {defaults.EPOCHS} "
+        f"({defaults.TASK_DEFAULTS['tag']['epochs']} for --task tag)",
     )
     add(
         training,
@@ -380,7 +390,9 @@ def _add_training(train, add):
         type=float,
         metavar="LR",
         help="AdamW's peak learning rate (the top layer group's, with "
-        f"--layerwise-decay). Default: per method, {rates}",
+        f"--layerwise-decay). Default: per method, {rates}; full "
+        f"{defaults.TASK_DEFAULTS['tag']['learning_rates']['full']:g} for "
+        "--task tag and qa",
     )
     add(
         training,

@@ -51,6 +51,8 @@ from kfinetune.data.tfds import from_tfds
 from kfinetune.data.token_labels import TokenLabels
 from kfinetune.data.token_labels import align_tags
 from kfinetune.data.truncation import TruncationReport
+from kfinetune.data.tweet_questions import tweet_questions
+from kfinetune.data.tweet_tags import tweet_tagging
 from kfinetune.data.tweets import tweet_sentiment
 
 __all__ = [
@@ -80,5 +82,7 @@ __all__ = [
     "replay",
     "seq2seq",
     "tag_constraints",
+    "tweet_questions",
     "tweet_sentiment",
+    "tweet_tagging",
 ]

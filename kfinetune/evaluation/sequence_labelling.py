@@ -144,6 +144,47 @@ class SequenceLabellingReport:
             strict=True,
         )
 
+    def plot_scores(self, path, dpi=120):
+        """Draws precision, recall and F1 of each entity type and of all
+        types together (micro) as grouped bars, in a PNG.
+
+        Args:
+            path: the PNG file to write.
+            dpi: the resolution. Defaults to `120`.
+
+        Returns:
+            The path written, as a `pathlib.Path`.
+
+        Example:
+
+        ```python
+        report = kfinetune.evaluation.sequence_labelling_report(gold, tags)
+        report.plot_scores("entity_scores.png")
+        ```
+        """
+        from kfinetune import plotting
+
+        groups = [
+            f"{name}\n({support})"
+            for name, support in zip(
+                self.entity_types, self.support, strict=True
+            )
+        ]
+        groups.append(f"all (micro)\n({sum(self.support)})")
+        return plotting.save_bars(
+            path,
+            groups,
+            {
+                "precision": [*self.precision, self.micro_precision],
+                "recall": [*self.recall, self.micro_recall],
+                "F1": [*self.f1, self.micro_f1],
+            },
+            ylabel="entity score (strict spans)",
+            title=f"Entity scores; token accuracy {self.token_accuracy:.3f}",
+            top=1.0,
+            dpi=dpi,
+        )
+
     def as_dict(self):
         """The report as a JSON-ready dict."""
         return {

@@ -142,3 +142,34 @@ def squad_scores(predictions, examples):
         "f1": 100.0 * f1 / len(examples),
         "count": len(examples),
     }
+
+
+def squad_scores_by_kind(predictions, examples):
+    """`squad_scores` over all examples, the answerable ones and the
+    unanswerable ones (SQuAD v2.0's `HasAns` and `NoAns` scores).
+
+    Args:
+        predictions: a dict from question id to predicted answer text.
+        examples: the `kfinetune.data.QAExample`s to score.
+
+    Returns:
+        A dict of `"all"`, and `"answerable"` and `"unanswerable"` when
+        `examples` holds such questions, to `squad_scores` dicts.
+
+    Raises:
+        ValueError: `examples` is empty.
+
+    Example:
+
+    ```python
+    scores = kfinetune.qa.squad_scores_by_kind(answers, examples)
+    scores["unanswerable"]["exact_match"]  # the questions left unanswered
+    ```
+    """
+    examples = list(examples)
+    scores = {"all": squad_scores(predictions, examples)}
+    for kind, impossible in (("answerable", False), ("unanswerable", True)):
+        subset = [e for e in examples if e.is_impossible == impossible]
+        if subset:
+            scores[kind] = squad_scores(predictions, subset)
+    return scores

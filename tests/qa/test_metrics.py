@@ -58,3 +58,36 @@ def test_squad_scores_in_percent_and_missing_prediction_scores_zero():
 def test_squad_scores_empty_examples():
     with pytest.raises(ValueError, match="Received: examples=\\[\\]"):
         qa.squad_scores({}, [])
+
+
+def test_squad_scores_by_kind_scores_answerable_and_unanswerable_apart(
+    tmp_path,
+):
+    examples = [
+        data.QAExample("a", "q", "the movie", ("the movie",), (0,)),
+        data.QAExample("b", "q", "a good movie", ("movie",), (7,)),
+        data.QAExample("c", "q", "no", (), (), is_impossible=True),
+        data.QAExample("d", "q", "no", (), (), is_impossible=True),
+    ]
+    answers = {"a": "movie", "b": "good movie", "c": "", "d": "no"}
+    scores = qa.squad_scores_by_kind(answers, examples)
+    assert scores["all"] == qa.squad_scores(answers, examples)
+    assert scores["answerable"] == {
+        "exact_match": pytest.approx(50.0),
+        "f1": pytest.approx(100 * (1 + 2 / 3) / 2),
+        "count": 2,
+    }
+    assert scores["unanswerable"] == {
+        "exact_match": 50.0,
+        "f1": 50.0,
+        "count": 2,
+    }
+    # Only the kinds a split holds.
+    assert set(qa.squad_scores_by_kind(answers, examples[:2])) == {
+        "all",
+        "answerable",
+    }
+    path = qa.plot_scores(scores, tmp_path / "qa.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="Received: scores={}"):
+        qa.plot_scores({}, tmp_path / "none.png")

@@ -1,6 +1,6 @@
 """`--task qa`: extractive question answering from SQuAD JSON files (v1.1
 and v2.0, whose unanswerable questions the model learns to leave
-unanswered)."""
+unanswered; default: questions about the bundled tweets)."""
 
 import dataclasses
 
@@ -42,9 +42,14 @@ def _read(settings, path):
 
 def load_data(settings):
     """`--train` with `--validation` / `--test` files, or splits of it: by
-    context, so that no context is in two splits."""
+    context, so that no context is in two splits. Without `--train`, the
+    questions about the bundled tweets (`kfinetune.data.tweet_questions`)."""
+    from kfinetune import data
     from kfinetune.cli import tasks
 
+    if not settings["train"]:
+        splits = data.tweet_questions(seed=settings["seed"])
+        return QAData(splits, True, tasks.tokenizer(settings))
     train = _read(settings, settings["train"])
     given = {
         name: _read(settings, settings[name])
@@ -210,21 +215,41 @@ def evaluate(model, examples, data, settings):
     from kfinetune import qa
 
     answers = _answers(model, examples, data, settings)
+    scores = qa.squad_scores_by_kind(answers, examples)
     return {
-        **qa.squad_scores(answers, examples),
+        **scores.pop("all"),
+        **scores,
         "allow_no_answer": data.allow_no_answer,
     }
 
 
+# The groups of questions scored apart when a split has both kinds.
+KINDS = ("answerable", "unanswerable")
+
+
 def report_lines(report, prefix="test "):
-    return [
+    lines = [
         f"{prefix}exact match: {report['exact_match']:.1f} %",
         f"{prefix}F1: {report['f1']:.1f} % ({report['count']} questions)",
     ]
+    for kind in KINDS:
+        if kind in report:
+            group = report[kind]
+            lines.append(
+                f"  {kind}: exact match {group['exact_match']:.1f} %, "
+                f"F1 {group['f1']:.1f} % ({group['count']} questions)"
+            )
+    return lines
 
 
 def write_plots(report, out):
-    """No plot for QA: two numbers say it."""
+    """`qa_scores.png`: exact match and F1, of all the questions and of
+    the answerable and the unanswerable ones apart."""
+    from kfinetune import qa
+
+    overall = {key: report[key] for key in ("exact_match", "f1", "count")}
+    groups = {"all": overall, **{k: report[k] for k in KINDS if k in report}}
+    qa.plot_scores(groups, out / "qa_scores.png")
 
 
 def scores(report):

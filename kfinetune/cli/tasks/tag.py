@@ -1,5 +1,6 @@
 """`--task tag`: a tag per word (named entities, chunks), from CoNLL column
-files; softmax or a word-level CRF (`--crf`)."""
+files (default: case-restoration spans of the bundled tweets); softmax or
+a word-level CRF (`--crf`)."""
 
 import dataclasses
 
@@ -57,10 +58,20 @@ def _subset(sentences, indices):
 
 def load_data(settings):
     """`--train` (CoNLL) with `--validation` / `--test` files, or splits
-    of it drawn with `--seed`."""
+    of it drawn with `--seed`; without `--train`, the case-restoration
+    spans of the bundled tweets (`kfinetune.data.tweet_tagging`)."""
+    from kfinetune import data
     from kfinetune.cli import tasks
     from kfinetune.data import TaggedSentences
 
+    if not settings["train"]:
+        splits = data.tweet_tagging("case", seed=settings["seed"])
+        return TagData(
+            splits,
+            splits["train"].tag_names,
+            settings["seed"],
+            tasks.tokenizer(settings),
+        )
     read = {
         name: _read(settings, settings[name])
         for name in SPLITS
@@ -225,7 +236,8 @@ def report_lines(report, prefix="test "):
 
 
 def write_plots(report, out):
-    """No plot for tagging: the per-type table is in the report."""
+    """`entity_scores.png`: precision, recall and F1 per entity type."""
+    report.plot_scores(out / "entity_scores.png")
 
 
 def scores(report):
