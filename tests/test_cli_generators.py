@@ -556,6 +556,17 @@ def test_commands_refuse_what_a_generator_run_cannot_do(
         capsys,
         "prefix adapters do not fold into its weights",
     )
+    classify = tmp_path / "classify"
+    classify.mkdir()
+    (classify / "config.toml").write_text('task = "classify"\n')
+    (classify / "class_names.txt").write_text("bad\ngood\n")
+    (classify / "model.keras").write_text("")
+    fails(
+        ["predict", str(classify), "hi", "--max-new-tokens", "3"],
+        capsys,
+        "--max-new-tokens applies to causal-lm and seq2seq runs, and the "
+        "run's task is classify",
+    )
 
 
 def test_without_train_the_bundled_tweets_are_instructions_and_sources(files):
