@@ -79,7 +79,10 @@ def folder(tmp_path_factory):
 def causal_run(folder):
     """LoRA on a small GPT-2, saved as a model and as adapters, stopping
     early on the validation chrF of generated responses."""
-    preset = models.save_small_generator_preset(folder / "gpt2", "gpt2")
+    # One layer: tracing the train step is most of a tiny model's cost.
+    preset = models.save_small_generator_preset(
+        folder / "gpt2", "gpt2", num_layers=1
+    )
     test = instructions(4, offset=12)
     out = folder / "causal"
     keras.utils.set_random_seed(0)
@@ -112,7 +115,9 @@ def causal_run(folder):
 @pytest.fixture(scope="module")
 def seq2seq_run(folder):
     """Full fine-tuning of a small BART."""
-    preset = models.save_small_generator_preset(folder / "bart", "bart")
+    preset = models.save_small_generator_preset(
+        folder / "bart", "bart", num_layers=1
+    )
     out = folder / "seq2seq"
     keras.utils.set_random_seed(0)
     printed = train(

@@ -537,6 +537,7 @@ def save_small_generator_preset(
     architecture="gpt2",
     max_sequence_length=64,
     hidden_dim=32,
+    num_layers=2,
     seed=0,
 ):
     """Saves a small random generator with a byte-level tokenizer as a
@@ -545,12 +546,13 @@ def save_small_generator_preset(
 
     Args:
         folder: the folder to write (created when missing).
-        architecture: `"gpt2"` (a 2-layer `GPT2CausalLM`) or `"bart"` (a
-            `BartSeq2SeqLM` with 2 encoder and 2 decoder layers). Defaults
-            to `"gpt2"`.
+        architecture: `"gpt2"` (a `GPT2CausalLM`) or `"bart"` (a
+            `BartSeq2SeqLM`). Defaults to `"gpt2"`.
         max_sequence_length: the backbone's positions. Defaults to `64`.
         hidden_dim: hidden size (4 heads, feed-forward twice as wide).
             Defaults to `32`.
+        num_layers: transformer layers (BART: in the encoder and in the
+            decoder each). Defaults to `2`.
         seed: the seed of the random weights. Defaults to `0`.
 
     Returns:
@@ -583,7 +585,7 @@ def save_small_generator_preset(
         0.2,
         seed,
         vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
+        num_layers=num_layers,
         num_heads=4,
         hidden_dim=hidden_dim,
         intermediate_dim=2 * hidden_dim,
