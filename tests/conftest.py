@@ -65,6 +65,7 @@ SLOWEST_FILES_FIRST = (
     "tests/test_colab_notebook.py",  # 45
     "tests/test_domain_adapt.py",  # 42
     "tests/test_cli_tasks.py",  # 40
+    "tests/test_cli_generators.py",  # 35
     "tests/callbacks/test_gradual_unfreezing.py",  # 37
     "tests/test_token_classifier.py",  # 37
     "tests/layers/test_crf.py",  # 30

@@ -3,12 +3,13 @@ evaluate, predict and export from the command line.
 
 Four subcommands, one module each: `train` (the default when no
 subcommand is given, so `python -m kfinetune --output-dir runs/demo`
-trains), `evaluate`, `predict` and `export`; three tasks, one module each
-in `kfinetune.cli.tasks`: `classify`, `tag` and `qa`. The flags are in
-`parser`, their defaults and checks in `settings`, config files in
-`config_file`. Options are checked before TensorFlow is imported; a bad
-option, column or file prints one line and exits with code 2, and nothing
-is written.
+trains), `evaluate`, `predict` and `export`; five tasks, one module each
+in `kfinetune.cli.tasks`: `classify`, `tag`, `qa`, and the generator
+tasks `causal-lm` and `seq2seq` (on a `--preset` of the user's). The
+flags are in `parser`, their defaults and checks in `settings`, config
+files in `config_file`. Options are checked before TensorFlow is
+imported; a bad option, column or file prints one line and exits with
+code 2, and nothing is written.
 
 Example:
 

@@ -54,8 +54,10 @@ def build_parser():
         description=(
             "Fine-tune a pretrained keras-hub model (by default the bundled "
             "all-MiniLM-L6-v2) for text classification, tagging or question "
-            "answering with any kfinetune method, then evaluate it, predict "
-            "with it and export it."
+            "answering, or a keras-hub generator of your own (--preset) for "
+            "instructions or sequence-to-sequence generation, with any "
+            "kfinetune method, then evaluate it, predict with it and export "
+            "it."
         ),
         epilog=(
             "Without a subcommand, `train` runs: `python -m kfinetune "
@@ -84,7 +86,8 @@ def _add_train(commands):
         description=(
             "Fine-tune a model for a task, evaluate it on a held-out test "
             "split and save everything in --output-dir: model.keras (or "
-            "adapter.h5), saved_model/, metrics.json, config.toml (these "
+            "adapter.h5), saved_model/ (causal-lm and seq2seq: preset/, a "
+            "keras-hub preset folder), metrics.json, config.toml (these "
             "settings, to repeat the run) and plots. Nothing is written "
             "when an option, column or file is wrong."
         ),
@@ -98,6 +101,8 @@ def _add_train(commands):
             "--test test.conll --crf\n"
             "  python -m kfinetune train --task qa --train squad.json "
             "--method lora\n"
+            "  python -m kfinetune train --task causal-lm --preset gpt2/ "
+            "--train chat.jsonl --method lora\n"
             "  python -m kfinetune train --config runs/demo/config.toml "
             "--output-dir runs/again"
         ),
@@ -124,7 +129,9 @@ def _add_train(commands):
         "--task",
         choices=defaults.TASKS,
         help="classify: a label per text (CSV, TSV or JSON Lines); tag: a "
-        "tag per word (CoNLL); qa: answer spans in a context (SQuAD JSON). "
+        "tag per word (CoNLL); qa: answer spans in a context (SQuAD JSON); "
+        "causal-lm: a response per prompt, or chats (JSON Lines); seq2seq: "
+        "a target per source (JSON Lines). "
         f"Default: {_default('task')}",
     )
     _add_data(train, add)
@@ -159,8 +166,10 @@ def _add_train(commands):
         output,
         "--export",
         action=argparse.BooleanOptionalAction,
-        help="also export saved_model/, a SavedModel that reads raw text. "
-        "Default: --export",
+        help="also export saved_model/, a SavedModel that reads raw text "
+        "(causal-lm and seq2seq: preset/, a keras-hub preset folder of the "
+        "merged model, for full, lora and ia3). Default: --export (for "
+        "causal-lm and seq2seq, with full, lora and ia3 only)",
     )
     return train, actions
 
@@ -168,15 +177,17 @@ def _add_train(commands):
 def _add_data(train, add):
     data = train.add_argument_group(
         "data",
-        "Without --train, --task classify uses the bundled tweets. Without "
-        "--validation and --test, they are split off --train.",
+        "Without --train, --task classify, causal-lm and seq2seq use the "
+        "bundled tweets. Without --validation and --test, they are split "
+        "off --train.",
     )
     add(
         data,
         "--train",
         metavar="FILE",
         help="the training file: .csv, .tsv or .jsonl (classify), .conll, "
-        ".iob or .txt (tag), .json (qa)",
+        ".iob or .txt (tag), .json (qa), .jsonl (causal-lm: prompt and "
+        "response, or messages; seq2seq: source and target)",
     )
     add(data, "--validation", metavar="FILE", help="the validation file")
     add(data, "--test", metavar="FILE", help="the test file")
@@ -207,9 +218,9 @@ def _add_data(train, add):
         data,
         "--errors",
         choices=("strict", "replace", "ignore"),
-        help="classify: bytes that are not valid text in --encoding: strict "
-        "refuses the file, replace and ignore drop them (CoNLL and SQuAD "
-        "files are read strictly). Default: strict",
+        help="classify, causal-lm, seq2seq: bytes that are not valid text "
+        "in --encoding: strict refuses the file, replace and ignore drop "
+        "them (CoNLL and SQuAD files are read strictly). Default: strict",
     )
     add(
         data,
@@ -235,8 +246,8 @@ def _add_data(train, add):
         "--classes",
         type=int,
         choices=(2, 3),
-        help="classify, bundled tweets: 2 (negative, positive; balanced) or "
-        "3 (with neutral; stratified). Default: 2",
+        help="classify and causal-lm, bundled tweets: 2 (negative, "
+        "positive; balanced) or 3 (with neutral; stratified). Default: 2",
     )
     add(
         data,
@@ -271,6 +282,16 @@ def _add_data(train, add):
         help="qa: the longest answer predicted, in tokens. Default: "
         f"{_default('max_answer_length')}",
     )
+    add(
+        data,
+        "--generation-examples",
+        type=int,
+        metavar="N",
+        help="causal-lm, seq2seq: the generation scores (BLEU, chrF, "
+        "ROUGE-L, exact match) are of the first N examples of the test "
+        "split (and of the validation split, for a --monitor of them). "
+        f"Default: {_default('generation_examples')}",
+    )
 
 
 def _add_model(train, add):
@@ -279,8 +300,10 @@ def _add_model(train, add):
         model,
         "--preset",
         metavar="PATH",
-        help="a keras-hub preset folder or handle, or a Hugging Face BERT "
-        "folder. Default: bundled MiniLM",
+        help="a keras-hub preset folder or handle, or a Hugging Face "
+        "folder (BERT; GPT-2 or Llama for causal-lm, BART for seq2seq). "
+        "Default: bundled MiniLM (causal-lm and seq2seq need it: no "
+        "generator is bundled)",
     )
     lengths = ", ".join(
         f"{length} for {task}"
@@ -506,7 +529,9 @@ def _add_evaluate(commands):
         description=(
             "Evaluate a trained run with its task's scores (classify: "
             "accuracy, macro-F1 and per-class scores; tag: entity F1; qa: "
-            "exact match and F1), printed and written to --output-dir. "
+            "exact match and F1; causal-lm and seq2seq: perplexity, and "
+            "BLEU, chrF, ROUGE-L and exact match of greedy generations), "
+            "printed and written to --output-dir. "
             "Without --test, on the run's own test split (rebuilt from its "
             "config.toml)."
         ),
@@ -555,11 +580,13 @@ def _add_predict(commands):
         description=(
             "Predict with a trained run, one line per input. classify: the "
             "label, its probability and the text, tab-separated; tag: each "
-            "word with its tag (word/TAG); qa: the answer. --json prints a "
-            "JSON object per line. Inputs come from the arguments, from "
-            "--file (one per line; - is stdin) or, when neither is given, "
-            "from stdin. qa reads a question and its context per line, "
-            "separated by a tab."
+            "word with its tag (word/TAG); qa: the answer; causal-lm and "
+            "seq2seq: the greedy generation for the prompt or source, "
+            "newlines as \\n. --json prints a JSON object per line. Inputs "
+            "come from the arguments, from --file (one per line; - is "
+            "stdin) or, when neither is given, from stdin. qa reads a "
+            "question and its context per line, separated by a tab; "
+            "causal-lm and seq2seq read \\n as a newline."
         ),
         epilog=(
             "examples:\n"
@@ -582,6 +609,15 @@ def _add_predict(commands):
     predict.add_argument(
         "--batch-size", type=int, default=32, metavar="N", help="Default: 32"
     )
+    predict.add_argument(
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help="causal-lm, seq2seq: generate at most N tokens (fewer when the "
+        "end token comes first, or the model's positions run out). "
+        "Default: as in training, up to the run's --sequence-length tokens "
+        "(causal-lm: with the prompt)",
+    )
     return predict
 
 
@@ -592,7 +628,10 @@ def _add_export(commands):
         description=(
             "Export a trained run as a SavedModel whose `serve` endpoint "
             "takes raw strings (classify: texts; tag: sentences; qa: "
-            "questions and contexts)."
+            "questions and contexts). causal-lm and seq2seq runs (full, "
+            "lora or ia3) export as a keras-hub preset folder instead, with "
+            "LoRA or IA3 folded into the weights: kfinetune.presets."
+            "causal_lm / seq2seq_lm and keras-hub's from_preset load it."
         ),
         epilog=(
             "example:\n"
@@ -605,12 +644,15 @@ def _add_export(commands):
     export.add_argument(
         "--output",
         metavar="DIR",
-        help="the SavedModel folder to write (replaced if it exists). "
-        "Default: RUN_DIR/saved_model",
+        help="the folder to write (an earlier export there is replaced). "
+        "Default: RUN_DIR/saved_model (RUN_DIR/preset for causal-lm and "
+        "seq2seq)",
     )
     export.add_argument(
         "--merge",
         action="store_true",
-        help="lora, ia3: fold the adapters into the base weights first",
+        help="lora, ia3: fold the adapters into the base weights first "
+        "(causal-lm and seq2seq runs always do: a preset holds a plain "
+        "model)",
     )
     return export

@@ -1,10 +1,12 @@
-"""`python -m kfinetune predict`: label texts with a trained run."""
+"""`python -m kfinetune predict`: label texts with a trained run (or, for
+the generator tasks, write a text for each)."""
 
 import json
 import sys
 
 from kfinetune.cli import errors
 from kfinetune.cli import runs
+from kfinetune.cli import settings as defaults
 
 
 def read_texts(args, stdin=None):
@@ -57,6 +59,22 @@ def run(args, stdin=None, stdout=None):
             f"Received: --batch-size={args.batch_size}"
         )
     trained = runs.Run(args.run)
+    # Only the generator tasks take a length to generate.
+    options = {}
+    max_new_tokens = getattr(args, "max_new_tokens", None)
+    if max_new_tokens is not None:
+        if trained.settings["task"] not in defaults.GENERATORS:
+            raise errors.UsageError(
+                "--max-new-tokens applies to causal-lm and seq2seq runs, and "
+                f"the run's task is {trained.settings['task']}. "
+                f"Received: --max-new-tokens={max_new_tokens}"
+            )
+        if max_new_tokens <= 0:
+            raise errors.UsageError(
+                "--max-new-tokens must be positive. "
+                f"Received: --max-new-tokens={max_new_tokens}"
+            )
+        options["max_new_tokens"] = max_new_tokens
     texts = read_texts(args, stdin)
     task = trained.task
     inputs = [text for text in texts if text.strip()]
@@ -64,7 +82,9 @@ def run(args, stdin=None, stdout=None):
         task.check_inputs(inputs)
         model = trained.load_model()
         predicted = iter(
-            task.predict_rows(model, inputs, trained, args.batch_size)
+            task.predict_rows(
+                model, inputs, trained, args.batch_size, **options
+            )
         )
     rows = []
     for text in texts:

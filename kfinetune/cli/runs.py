@@ -20,6 +20,23 @@ ADAPTER = "adapter.h5"
 SAVED_MODEL = "saved_model"
 
 
+def export_folder(task):
+    """The folder `train` exports a task's model to (a task module may name
+    its own: the generators write a keras-hub preset)."""
+    return getattr(task, "EXPORT_FOLDER", SAVED_MODEL)
+
+
+def export_marker(task):
+    """A file every export of the task holds: `export --output` replaces
+    only a folder that has it."""
+    return getattr(task, "EXPORT_MARKER", "saved_model.pb")
+
+
+def export_description(task):
+    """What a task's export is, for the messages."""
+    return getattr(task, "EXPORT_DESCRIPTION", "takes raw text")
+
+
 def labels_file(task):
     """The file of a run's label names: class names or tag names."""
     return {"classify": CLASS_NAMES, "tag": TAG_NAMES}.get(task)

@@ -16,7 +16,10 @@ import pathlib
 from kfinetune.cli import errors
 from kfinetune.cli.errors import refuse
 
-TASKS = ("classify", "tag", "qa")
+TASKS = ("classify", "tag", "qa", "causal-lm", "seq2seq")
+# The tasks that fine-tune a keras-hub generator: no generator is bundled,
+# so they need `--preset`.
+GENERATORS = ("causal-lm", "seq2seq")
 METHODS = ("full", "lora", "adapter", "ia3", "prefix", "prompt")
 PEFT_METHODS = METHODS[1:]
 # The methods whose adapters fold into the base weights.
@@ -63,30 +66,51 @@ TASK_DEFAULTS = {
 }
 # Each task's input length when `--sequence-length` is not given: a tweet
 # has at most 57 word pieces; a SQuAD question with its context window is
-# what BERT's reference fine-tuning uses.
-SEQUENCE_LENGTHS = {"classify": 64, "tag": 64, "qa": 384}
+# what BERT's reference fine-tuning uses. A causal LM's row holds the
+# prompt and the response; a sequence-to-sequence model reads the source
+# and writes the target in rows of this length each.
+SEQUENCE_LENGTHS = {
+    "classify": 64,
+    "tag": 64,
+    "qa": 384,
+    "causal-lm": 128,
+    "seq2seq": 64,
+}
 # Without --train: the bundled tweets' questions (three tweets a context)
 # fit 128 pieces for 97 % of them; windows cover the rest.
 BUNDLED_SEQUENCE_LENGTHS = {"qa": 128}
-# What each task trains on without --train, all from the bundled tweets.
-BUNDLED_DATA = {
-    "classify": "tweet sentiment",
-    "tag": "case-restoration spans of the tweets",
-    "qa": "questions about tweets",
-}
 # What early stopping watches when `--monitor` is not given, and what
 # each task may watch (all on the validation split).
 MONITORS = {
     "classify": ("macro_f1", "accuracy", "loss"),
     "tag": ("entity_f1", "loss"),
     "qa": ("f1", "exact_match", "loss"),
+    # The generators' validation loss comes with every epoch; a generation
+    # score costs the generation of `--generation-examples` texts.
+    "causal-lm": ("loss", "chrf", "bleu", "rouge_l", "exact_match"),
+    "seq2seq": ("loss", "chrf", "bleu", "rouge_l", "exact_match"),
 }
 # The file suffixes each task reads, and what they hold.
 FORMATS = {
     "classify": {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"},
     "tag": {".conll": "conll", ".txt": "conll", ".iob": "conll"},
     "qa": {".json": "squad"},
+    "causal-lm": {".jsonl": "jsonl"},
+    "seq2seq": {".jsonl": "jsonl"},
 }
+# The keys a generator task's JSON Lines objects need: any one of the
+# alternatives (`kfinetune.data.from_generation_jsonl` reads them).
+GENERATOR_KEYS = {
+    "causal-lm": (("prompt", "response"), ("messages",)),
+    "seq2seq": (("source", "target"),),
+}
+# The files that hold a tokenizer in a keras-hub preset folder or a Hugging
+# Face folder (as `kfinetune.generator_presets` looks for them): the
+# generator tasks read and write text.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+# A keras-hub preset folder holds a plain keras-hub model: the methods
+# whose adapters fold into its weights export (`full` has none).
+EXPORTABLE_GENERATOR_METHODS = ("full", *MERGEABLE)
 
 # The options only some methods take, and those methods.
 METHOD_OPTIONS = {
@@ -98,17 +122,18 @@ METHOD_OPTIONS = {
 }
 # The options only some tasks take, and those tasks.
 TASK_OPTIONS = {
-    "classes": ("classify",),
+    "classes": ("classify", "causal-lm"),
     "text_column": ("classify",),
     "label_column": ("classify",),
     "class_weight": ("classify",),
     "delimiter": ("classify",),
-    "errors": ("classify",),
+    "errors": ("classify", *GENERATORS),
     "token_column": ("tag",),
     "tag_column": ("tag",),
     "crf": ("tag",),
     "document_stride": ("qa",),
     "max_answer_length": ("qa",),
+    "generation_examples": GENERATORS,
 }
 
 # Every setting of `train` with its default; `None` means "not set" (or a
@@ -131,6 +156,7 @@ DEFAULTS = {
     "tag_column": -1,
     "document_stride": None,
     "max_answer_length": 30,
+    "generation_examples": 64,
     # model
     "preset": None,
     "sequence_length": None,
@@ -249,6 +275,9 @@ def resolve(given, config):
         settings["test_split"] = None
     if settings["unfreeze"] != "gradual":
         settings["unfreeze_fraction"] = None
+    if task in GENERATORS and method not in EXPORTABLE_GENERATOR_METHODS:
+        # Refused by `check` when asked for; off by default.
+        settings["export"] = False
     for name in ("train", "validation", "test"):
         if settings[name]:
             settings[name] = os.path.abspath(settings[name])
@@ -272,6 +301,7 @@ def check(settings, explicit):
                     f"applies to --{what} {' or '.join(allowed)} only, and "
                     f"the {what} is {chosen}",
                 )
+    _check_generator(settings, explicit)
     _check_early_stopping(settings)
     _check_data(settings, explicit)
     _check_bundled(settings)
@@ -292,12 +322,9 @@ def check(settings, explicit):
         and settings["early_stopping"] <= 0
     ):
         refuse("early_stopping", settings["early_stopping"], "must be positive")
-    if settings["max_answer_length"] <= 0:
-        refuse(
-            "max_answer_length",
-            settings["max_answer_length"],
-            "must be positive",
-        )
+    for name in ("max_answer_length", "generation_examples"):
+        if settings[name] <= 0:
+            refuse(name, settings[name], "must be positive")
     for name in ("learning_rate", "alpha"):
         value = settings[name]
         if value is not None and not (value > 0 and math.isfinite(value)):
@@ -403,6 +430,8 @@ def _check_data(settings, explicit):
         refuse("delimiter", repr(delimiter), "must be one character")
     if task == "classify" and settings["train"]:
         _check_columns(settings)
+    if task in GENERATORS and settings["train"]:
+        _check_keys(settings)
     try:
         "".encode(settings["encoding"])
     except LookupError:
@@ -449,6 +478,65 @@ def _check_columns(settings):
                     f"columns: {columns}. Received: "
                     f"{errors.flag(name)}={settings[name]}"
                 )
+
+
+def _check_keys(settings):
+    """Refuses a JSON Lines file whose first object lacks the keys of the
+    task, before TensorFlow starts (the reader checks every line)."""
+    task = settings["task"]
+    needed = GENERATOR_KEYS[task]
+    wanted = " or ".join(" and ".join(keys) for keys in needed)
+    for file in ("train", "validation", "test"):
+        path = settings[file]
+        if not path or not os.path.isfile(path):
+            continue
+        keys = _columns(path, settings)
+        if keys is None or any(set(k) <= set(keys) for k in needed):
+            continue
+        missing = [name for k in needed for name in k if name not in keys]
+        hint = ""
+        other = next(t for t in GENERATORS if t != task)
+        if any(set(k) <= set(keys) for k in GENERATOR_KEYS[other]):
+            hint = f" (its keys are those of --task {other})"
+        raise errors.UsageError(
+            f"{path!r} has no key {missing[0]!r}: --task {task} reads "
+            f"{wanted} from each line{hint}. Keys of its first line: "
+            f"{keys}. Received: {errors.flag(file)}={path}"
+        )
+
+
+def _check_generator(settings, explicit):
+    """A generator task needs a preset with a tokenizer (none is bundled),
+    and exports only a plain keras-hub model."""
+    task, preset = settings["task"], settings["preset"]
+    if task not in GENERATORS:
+        return
+    if not preset:
+        raise errors.UsageError(
+            f"--task {task} needs --preset: a keras-hub preset folder or "
+            "handle, or a local Hugging Face folder with its tokenizer "
+            "(no pretrained generator is bundled). Received: no --preset"
+        )
+    folder = pathlib.Path(preset)
+    if folder.is_dir():
+        if not any((folder / name).exists() for name in TOKENIZER_FILES):
+            refuse(
+                "preset",
+                preset,
+                f"has no tokenizer ({', '.join(TOKENIZER_FILES)}): --task "
+                f"{task} reads and writes text",
+            )
+    elif "://" not in preset and (os.sep in preset or folder.exists()):
+        refuse("preset", preset, "is not a folder")
+    method = settings["method"]
+    if explicit.get("export") and method not in EXPORTABLE_GENERATOR_METHODS:
+        refuse(
+            "export",
+            "true",
+            f"writes a keras-hub preset folder, which holds a plain keras-hub "
+            f"model, and {method} adapters do not fold into its weights (use "
+            "--method full, lora or ia3, or --no-export)",
+        )
 
 
 def _check_schedule(settings):
@@ -534,6 +622,8 @@ def max_positions(preset):
     for value in (
         inner.get("max_sequence_length") if isinstance(inner, dict) else None,
         config.get("max_position_embeddings"),
+        # Hugging Face's GPT-2.
+        config.get("n_positions"),
     ):
         if isinstance(value, int) and value > 0:
             return value
@@ -552,11 +642,19 @@ def bundled_model_folder():
 
 
 def _check_sequence_length(settings):
-    length = settings["sequence_length"]
-    if length is None:
-        return
+    """Refuses a `--sequence-length`, given or the task's default, longer
+    than the model's positions (when its folder says how many)."""
+    length, task = settings["sequence_length"], settings["task"]
     limit = max_positions(settings["preset"])
-    if limit is not None and length > limit:
+    if limit is None:
+        return
+    if length is None and SEQUENCE_LENGTHS[task] > limit:
+        raise errors.UsageError(
+            f"--sequence-length defaults to {SEQUENCE_LENGTHS[task]} for "
+            f"--task {task}, longer than the model's {limit} positions: "
+            "give a shorter one. Received: no --sequence-length"
+        )
+    if length is not None and length > limit:
         refuse(
             "sequence_length",
             length,

@@ -20,9 +20,11 @@ OUTPUTS = (
     runs.MODEL,
     runs.ADAPTER,
     runs.SAVED_MODEL,
+    "preset",
     "metrics.json",
     "training_curves.png",
     "confusion_matrix.png",
+    "generations.jsonl",
 )
 
 # keras-hub tasks and kfinetune's methods reload to within float rounding;
@@ -203,9 +205,10 @@ def _save(model, task, data, settings, probe, expected, out):
         )
         print(f"saved {runs.MODEL}")
     if settings["export"]:
-        task.export(model, out / runs.SAVED_MODEL, data, settings)
-        differences["saved_model_max_difference"] = task.export_difference(
-            out / runs.SAVED_MODEL, probe, expected, data, settings
+        folder = runs.export_folder(task)
+        task.export(model, out / folder, data, settings)
+        differences[f"{folder}_max_difference"] = task.export_difference(
+            out / folder, probe, expected, data, settings
         )
-        print(f"exported {runs.SAVED_MODEL}/ (takes raw text)")
+        print(f"exported {folder}/ ({runs.export_description(task)})")
     return differences

@@ -71,17 +71,19 @@ def learning_rate(settings, total_steps):
 
 
 def optimizer_and_callbacks(model, settings, batches):
-    """AdamW under the schedule over `batches` training batches; layer-wise
-    and gradually unfrozen when asked, accumulating gradients over
-    `--accumulate` batches."""
+    """AdamW under the schedule over `batches` training batches (also with
+    `--accumulate`); layer-wise and gradually unfrozen when asked,
+    accumulating gradients over `--accumulate` batches."""
     import keras
 
     from kfinetune import callbacks
     from kfinetune import optimizers
 
     accumulate = settings["accumulate"]
-    steps = batches // accumulate
-    rate = learning_rate(settings, steps)
+    # Keras (and `LayerwiseOptimizer`) evaluate a schedule at the batch
+    # count, also when gradients accumulate: a schedule over the optimizer
+    # steps alone reached zero halfway through the run.
+    rate = learning_rate(settings, batches)
     decay = settings["layerwise_decay"]
     gradual = settings["unfreeze"] == "gradual"
     accumulation = {"gradient_accumulation_steps": accumulate}
@@ -95,10 +97,29 @@ def optimizer_and_callbacks(model, settings, batches):
     )
     if not gradual:
         return optimizer, []
+    _check_top_group_trains(model, groups, settings)
     every = max(1, int(batches * settings["unfreeze_fraction"]) // len(groups))
     return optimizer, [
         callbacks.GradualUnfreezing(groups, every=every, unit="step")
     ]
+
+
+def _check_top_group_trains(model, groups, settings):
+    """Refuses `--unfreeze gradual` when the top layer group holds no weight
+    that trains: its first stage would train nothing, so the optimizer
+    would never step and the stages (counted in its steps) never advance.
+    A causal LM's top group is its last layer norm (and output
+    projection), which the parameter-efficient methods leave frozen."""
+    top = groups.names[-1]
+    trainable = {weight.path for weight in model.trainable_weights}
+    if not trainable & set(groups[top]):
+        raise errors.UsageError(
+            f"--unfreeze gradual trains the top layer group ({top}) first, "
+            f"and --method {settings['method']} trains no weight in it: the "
+            "first stage would train nothing and the run would never "
+            "unfreeze further (use --method full, or no --unfreeze). "
+            "Received: --unfreeze=gradual"
+        )
 
 
 def compile_model(model, optimizer, settings, loss, metrics=None, data=None):

@@ -12,6 +12,7 @@ from kfinetune.testing.generation import greedy_decoding
 from kfinetune.testing.models import CAUSAL_LM_FAMILIES
 from kfinetune.testing.models import VOCABULARY
 from kfinetune.testing.models import save_small_bert_preset
+from kfinetune.testing.models import save_small_generator_preset
 from kfinetune.testing.models import small_bert_backbone
 from kfinetune.testing.models import small_bert_classifier
 from kfinetune.testing.models import small_bert_inputs
@@ -58,6 +59,7 @@ __all__ = [
     "small_bert_classifier",
     "small_bert_inputs",
     "save_small_bert_preset",
+    "save_small_generator_preset",
     "small_bert_preprocessor",
     "small_causal_lm",
     "small_gpt2_causal_lm",

@@ -74,9 +74,13 @@ def small_bert_backbone(
     )
 
 
-def _random_backbone(backbone_class, weight_scale, seed, **kwargs):
+def _random_backbone(
+    backbone_class, weight_scale, seed, vocabulary_size=None, **kwargs
+):
     keras.utils.set_random_seed(seed)
-    backbone = backbone_class(vocabulary_size=len(VOCABULARY), **kwargs)
+    backbone = backbone_class(
+        vocabulary_size=vocabulary_size or len(VOCABULARY), **kwargs
+    )
     _rescale(backbone, weight_scale, seed)
     return backbone
 
@@ -473,3 +477,121 @@ def small_seq2seq_inputs(batch_size=4, sequence_length=16, seed=0):
         "decoder_token_ids": target["token_ids"],
         "decoder_padding_mask": target["padding_mask"],
     }
+
+
+def byte_symbols():
+    """The 256 symbols of GPT-2's byte-level byte-pair encoding, one per
+    byte, in byte order (printable bytes stand for themselves, the others
+    for characters from U+0100 on; a space is `Ġ`).
+
+    Example:
+
+    >>> symbols = kfinetune.testing.models.byte_symbols()
+    >>> len(symbols), symbols[ord("a")], symbols[ord(" ")]
+    (256, 'a', 'Ġ')
+    """
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def small_byte_tokenizer(architecture="gpt2"):
+    """A keras-hub byte-level tokenizer for small test generators: every
+    byte a token, one merge (`Ġt`) because keras-hub's byte-pair
+    tokenizers need one, and the architecture's special tokens.
+
+    Args:
+        architecture: `"gpt2"` (a `GPT2Tokenizer`: `<|endoftext|>` last,
+            as in GPT-2's own vocabulary, since keras-hub pads GPT-2 with
+            id 0 and `generate` would read padding as ends) or `"bart"` (a
+            `BartTokenizer`: `<s>`, `<pad>`, `</s>`, `<mask>` first).
+            Defaults to `"gpt2"`.
+
+    Returns:
+        A `keras_hub.models.GPT2Tokenizer` or `BartTokenizer` of 258 or 261
+        tokens.
+
+    Example:
+
+    >>> tokenizer = kfinetune.testing.models.small_byte_tokenizer()
+    >>> tokenizer.vocabulary_size()
+    258
+    """
+    symbols = [*byte_symbols(), "Ġt"]
+    if architecture == "gpt2":
+        tokens = [*symbols, "<|endoftext|>"]
+        vocabulary = {token: i for i, token in enumerate(tokens)}
+        return keras_hub.models.GPT2Tokenizer(vocabulary, ["Ġ t"])
+    if architecture == "bart":
+        tokens = ["<s>", "<pad>", "</s>", "<mask>", *symbols]
+        vocabulary = {token: i for i, token in enumerate(tokens)}
+        return keras_hub.models.BartTokenizer(vocabulary, ["Ġ t"])
+    raise ValueError(
+        "`architecture` must be 'gpt2' or 'bart'. "
+        f"Received: architecture={architecture!r}"
+    )
+
+
+def save_small_generator_preset(
+    folder,
+    architecture="gpt2",
+    max_sequence_length=64,
+    hidden_dim=32,
+    num_layers=2,
+    seed=0,
+):
+    """Saves a small random generator with a byte-level tokenizer as a
+    keras-hub preset folder, which `kfinetune.presets.causal_lm` /
+    `seq2seq_lm` and the command line's `--preset` load like any preset.
+
+    Args:
+        folder: the folder to write (created when missing).
+        architecture: `"gpt2"` (a `GPT2CausalLM`) or `"bart"` (a
+            `BartSeq2SeqLM`). Defaults to `"gpt2"`.
+        max_sequence_length: the backbone's positions. Defaults to `64`.
+        hidden_dim: hidden size (4 heads, feed-forward twice as wide).
+            Defaults to `32`.
+        num_layers: transformer layers (BART: in the encoder and in the
+            decoder each). Defaults to `2`.
+        seed: the seed of the random weights. Defaults to `0`.
+
+    Returns:
+        The folder, as a string.
+
+    Example:
+
+    ```python
+    preset = kfinetune.testing.save_small_generator_preset(tmp_path / "gpt2")
+    model = kfinetune.presets.causal_lm(preset, sequence_length=32)
+    model.generate(["the"], max_length=8)
+    ```
+    """
+    tokenizer = small_byte_tokenizer(architecture)
+    classes = {
+        "gpt2": (
+            keras_hub.models.GPT2Backbone,
+            keras_hub.models.GPT2CausalLM,
+            keras_hub.models.GPT2CausalLMPreprocessor,
+        ),
+        "bart": (
+            keras_hub.models.BartBackbone,
+            keras_hub.models.BartSeq2SeqLM,
+            keras_hub.models.BartSeq2SeqLMPreprocessor,
+        ),
+    }
+    backbone_class, task_class, preprocessor_class = classes[architecture]
+    backbone = _random_backbone(
+        backbone_class,
+        0.2,
+        seed,
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=num_layers,
+        num_heads=4,
+        hidden_dim=hidden_dim,
+        intermediate_dim=2 * hidden_dim,
+        dropout=0.0,
+        max_sequence_length=max_sequence_length,
+    )
+    folder = str(folder)
+    task_class(backbone, preprocessor_class(tokenizer)).save_to_preset(folder)
+    return folder

@@ -3,15 +3,20 @@
 `train`, `evaluate`, `predict` and `export` run any of them the same way.
 Nothing here imports TensorFlow until a function runs."""
 
+from kfinetune.cli.tasks import causal_lm
 from kfinetune.cli.tasks import classify
 from kfinetune.cli.tasks import qa
+from kfinetune.cli.tasks import seq2seq
 from kfinetune.cli.tasks import tag
 
-TASKS = {module.NAME: module for module in (classify, tag, qa)}
+TASKS = {
+    module.NAME: module for module in (classify, tag, qa, causal_lm, seq2seq)
+}
 
 
 def get(name):
-    """The module of task `name` (`"classify"`, `"tag"`, `"qa"`)."""
+    """The module of task `name` (`"classify"`, `"tag"`, `"qa"`,
+    `"causal-lm"`, `"seq2seq"`)."""
     return TASKS[name]
 
 
