@@ -25,7 +25,10 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
     - `lr=slice(lo, hi)` (fastai's form): the top group at `hi`, the bottom
       group at `lo`, geometric in between, in place of the inner rate;
     - `optimizers={"embeddings": keras.optimizers.SGD(1e-4)}`: those groups
-      use their own optimizer and rate; the others a copy of `optimizer`.
+      use their own optimizer and rate; the others a copy of `optimizer`;
+    - `multipliers={"lora_b": 16.0}`: those groups train at that multiple
+      of the inner rate, the others at the rate `decay` or `lr` give them
+      (LoRA+: `kfinetune.optimizers.lora_plus`).
 
     Each group has its own copy of the inner optimizer, built over **every**
     weight of the group whether it is trainable now or not, with its own
@@ -88,6 +91,10 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         weight_decay: `{group name: value}` overriding the weight decay of
             the named groups' optimizers (e.g. `0.0` for embeddings).
             Defaults to `None`.
+        multipliers: `{group name: positive number}`: those groups'
+            learning-rate multipliers, in place of those `decay` or `lr`
+            give them. Not for groups with their own optimizer. Defaults
+            to `None`.
         clipnorm: clip each weight's gradient to this norm. Defaults to
             `None`.
         clipvalue: clip each gradient element to `[-clipvalue, clipvalue]`.
@@ -140,6 +147,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         loss_scale_factor=None,
         gradient_accumulation_steps=None,
         name=None,
+        multipliers=None,
     ):
         groups = as_layer_groups(groups)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
@@ -182,9 +190,24 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
                 )
         optimizers = dict(optimizers or {})
         weight_decay = dict(weight_decay or {})
+        if multipliers is not None and not isinstance(multipliers, dict):
+            raise ValueError(
+                "`multipliers` must be a dict of group name to a positive "
+                f"number. Received: multipliers={multipliers!r}"
+            )
+        multipliers = dict(multipliers or {})
+        for group, value in multipliers.items():
+            checks.positive_number(f"multipliers[{group!r}]", value)
+            if group in optimizers:
+                raise ValueError(
+                    f"The group {group!r} has its own optimizer, which keeps "
+                    "its own rate: give it no multiplier. "
+                    f"Received: multipliers={multipliers!r}"
+                )
         for arg, mapping in (
             ("optimizers", optimizers),
             ("weight_decay", weight_decay),
+            ("multipliers", multipliers),
         ):
             unknown = [n for n in mapping if n not in groups.names]
             if unknown:
@@ -247,7 +270,11 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         self.masking = False
         self._excluded_names = None
         self._bases = {}
+        self.multiplier_overrides = multipliers
         self._multipliers = _multipliers(groups.names, decay, lr)
+        self._multipliers.update(
+            {group: float(value) for group, value in multipliers.items()}
+        )
         self._group_optimizers = {}
         for group in groups.names:
             given = optimizers.get(group)
@@ -647,6 +674,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
                 for name, optimizer in self.group_optimizers_config.items()
             },
             "weight_decay": self.weight_decay_overrides,
+            "multipliers": self.multiplier_overrides or None,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,

@@ -29,13 +29,18 @@ _PREFIX = "base_model.model."
 # no `.weight`; PEFT silently skips a key in the other form.
 _FACTOR_KEYS = ("lora_A.weight", "lora_B.weight")
 _EMBEDDING_FACTOR_KEYS = ("lora_embedding_A", "lora_embedding_B")
+# DoRA's magnitude of a `Linear`, one per output feature (a parameter of
+# PEFT's `DoraLinearLayer`, saved without `.weight`).
+_MAGNITUDE_KEY = "lora_magnitude_vector"
+# PEFT's `init_lora_weights` values that change the base weights (PiSSA,
+# OLoRA, CorDA, LoftQ): such an adapter is relative to a residual base
+# kfinetune does not have.
+_MUTATING_INITS = ("pissa", "olora", "corda", "loftq")
 # The `LoraConfig` values kfinetune reproduces exactly; anything else in an
 # adapter's config is refused. `fan_in_fan_out` is the architecture's own
 # (PEFT sets it to `True` for GPT-2's `Conv1D`, see `hf_names.Family`).
 _NEUTRAL = {
     "bias": "none",
-    "use_rslora": False,
-    "use_dora": False,
     "fan_in_fan_out": False,
     "rank_pattern": {},
     "alpha_pattern": {},
@@ -82,6 +87,14 @@ def load_hf(model, directory, name="default", base_model=None):
     the factors are reshaped to them as keras-hub's converters reshape
     the weights. The logits then match PyTorch's within 1e-5.
 
+    rsLoRA (`use_rslora: true`) and DoRA (`use_dora: true`, its
+    `lora_magnitude_vector` reshaped to the kernel's output axes) load
+    as `LoRAConfig(use_rslora=True)` and `LoRAConfig(use_dora=True)`.
+    An adapter trained from PiSSA, OLoRA, CorDA or LoftQ weights without
+    PEFT's conversion (`path_initial_model_for_weight_conversion`) is
+    relative to a modified base and is refused; the converted one is a
+    plain LoRA and loads.
+
     Args:
         model: a built keras-hub backbone or task of one of these
             architectures (or a `PEFTModel` around one), with the
@@ -98,8 +111,9 @@ def load_hf(model, directory, name="default", base_model=None):
 
     Raises:
         ValueError: the files are missing; the adapter is not LoRA or uses
-            options kfinetune does not reproduce (DoRA, rsLoRA, biases,
-            per-layer ranks); it was made for another architecture, or for
+            options kfinetune does not reproduce (biases, per-layer
+            ranks, DoRA on embeddings, an unconverted PiSSA or OLoRA
+            adapter); it was made for another architecture, or for
             the task model where `model` is a backbone (or the reverse); a
             module has no keras-hub counterpart or cannot take LoRA; a
             weight's shape does not fit the model (another base model, or
@@ -156,6 +170,7 @@ def load_hf(model, directory, name="default", base_model=None):
             f"Received: directory={str(directory)!r}"
         )
     rank = config["r"]
+    use_dora = bool(config.get("use_dora", False))
     layers = {
         path: _innermost(by_path[path])
         for paths in parts.values()
@@ -163,7 +178,12 @@ def load_hf(model, directory, name="default", base_model=None):
     }
     for module, paths in parts.items():
         _check_factors(
-            paths, [layers[p] for p in paths], factors[module], rank, directory
+            paths,
+            [layers[p] for p in paths],
+            factors[module],
+            rank,
+            directory,
+            use_dora,
         )
     for path, weights in saved.items():
         _check_saved(path, by_path[path], weights, family, directory)
@@ -173,6 +193,8 @@ def load_hf(model, directory, name="default", base_model=None):
             rank=rank,
             alpha=config["lora_alpha"],
             dropout=config.get("lora_dropout", 0.0),
+            use_rslora=bool(config.get("use_rslora", False)),
+            use_dora=use_dora,
             targets=sorted(layers),
             trainable=sorted(saved),
         ),
@@ -188,6 +210,11 @@ def load_hf(model, directory, name="default", base_model=None):
             wrapper.lora_b.assign(
                 np.reshape(b[start:end].T, wrapper.lora_b.shape)
             )
+            if use_dora:
+                magnitude = factors[module][_MAGNITUDE_KEY][start:end]
+                wrapper.lora_magnitude.assign(
+                    np.reshape(magnitude, wrapper.lora_magnitude.shape)
+                )
     for path, weights in saved.items():
         layer = by_path[path]
         # `Conv1D` weights are already `(in, out)`, as Keras kernels.
@@ -198,7 +225,9 @@ def load_hf(model, directory, name="default", base_model=None):
     return peft_model
 
 
-def save_hf(model, directory, name=None, base_model=None):
+def save_hf(
+    model, directory, name=None, base_model=None, convert_to_lora=False
+):
     """Writes a LoRA adapter in Hugging Face PEFT's format.
 
     The reverse of `load_hf`: `adapter_config.json` and
@@ -227,6 +256,20 @@ def save_hf(model, directory, name=None, base_model=None):
     and every update stay exactly kfinetune's. (The padding also stays
     zero when PEFT trains on: its gradients are zero.) `load_hf` reads
     such a folder back as LoRAs of rank `R` with the same outputs.
+    (With rsLoRA, whose scale is `alpha / sqrt(rank)`, `lora_alpha` is
+    `alpha * sqrt(R / r)`.)
+
+    rsLoRA and DoRA adapters are written with PEFT's `use_rslora` and
+    `use_dora` flags, DoRA's magnitudes as `lora_magnitude_vector`. A
+    PiSSA or OLoRA adapter holds its update relative to the residual
+    kernels it left in the base, which a PyTorch user does not have:
+    as PEFT's `save_pretrained(...,
+    path_initial_model_for_weight_conversion=...)`, pass
+    `convert_to_lora=True` to write it as a plain LoRA of rank `2 * r`
+    relative to the *original* base, `A' = [A, A_0]` and
+    `B' = [B; -B_0]`, so `s·A'·B' = s·A·B - s·A_0·B_0`, the change from
+    the original weights (`lora_alpha` doubled, or multiplied by
+    `sqrt(2)` with rsLoRA, to keep the scale).
 
     Args:
         model: a `kfinetune.peft.PEFTModel` around a keras-hub BERT, Llama
@@ -235,12 +278,18 @@ def save_hf(model, directory, name=None, base_model=None):
         name: the adapter to write. Defaults to the only adapter.
         base_model: written as `base_model_name_or_path`, e.g.
             `"sentence-transformers/all-MiniLM-L6-v2"`. Defaults to `None`.
+        convert_to_lora: write a PiSSA or OLoRA adapter as a plain LoRA
+            of twice the rank relative to the original base weights
+            (required for them, refused for other adapters). Defaults to
+            `False`.
 
     Returns:
         The `pathlib.Path` of `directory`.
 
     Raises:
-        ValueError: `model` has no such LoRA adapter, it is merged, or it
+        ValueError: `model` has no such LoRA adapter, it is merged, it is
+            PiSSA or OLoRA without `convert_to_lora=True` (or
+            `convert_to_lora=True` is given for another adapter), or it
             adapts or trains a layer that has no PyTorch counterpart (for
             GPT-2, training a part of `c_attn`, which PEFT could only keep
             whole). Nothing is written then.
@@ -277,6 +326,24 @@ def save_hf(model, directory, name=None, base_model=None):
             f"The adapter {name!r} is merged into the kernels: "
             f"`kfinetune.peft.unmerge(model)` first. Received: name={name!r}"
         )
+    config = record.config
+    residual = config.init in lora_layer.RESIDUAL_INITS
+    if residual and not convert_to_lora:
+        raise ValueError(
+            f"The adapter {name!r} was initialised with {config.init!r}, "
+            "so the model's kernels hold the residual of its initial "
+            "update, not the original weights a PEFT user loads it onto. "
+            "Pass `convert_to_lora=True` to write it as a plain LoRA of "
+            "rank 2 * r relative to the original weights (PEFT's "
+            "`path_initial_model_for_weight_conversion`). "
+            f"Received: convert_to_lora={convert_to_lora!r}"
+        )
+    if convert_to_lora and not residual:
+        raise ValueError(
+            "`convert_to_lora` converts PiSSA and OLoRA adapters, and "
+            f"{name!r} was initialised with {config.init!r}: it is a plain "
+            "LoRA already. Received: convert_to_lora=True"
+        )
     base = model.base
     family, task = _family(base, model)
     sites = [s for s in walk.sites(base) if s.path]
@@ -284,16 +351,20 @@ def save_hf(model, directory, name=None, base_model=None):
     paths = {id(s.layer): s.path for s in sites}
     # PyTorch module -> the keras-hub paths of its parts, and their factors
     # in PyTorch's layout: A `(rank, in)`, B `(out, rank)`.
-    parts, factors = {}, {}
+    parts, factors, magnitudes = {}, {}, {}
     for wrapper in injected.wrappers(base, name):
         path = paths[id(wrapper.base_layer)]
         module, parts[module] = _to_torch(family, path, task)
-        d_in = int(np.prod(wrapper.lora_a.shape[:-1]))
-        a = np.reshape(keras.ops.convert_to_numpy(wrapper.lora_a), (d_in, -1))
-        b = np.reshape(
-            keras.ops.convert_to_numpy(wrapper.lora_b), (wrapper.rank, -1)
-        )
+        a, b = _matrices(wrapper.lora_a, wrapper.lora_b)
+        if residual:
+            # The change from the original weights: s·(A·B - A0·B0).
+            a0, b0 = _matrices(wrapper.lora_a_init, wrapper.lora_b_init)
+            a, b = np.concatenate([a, a0], 1), np.concatenate([b, -b0])
         factors.setdefault(module, {})[path] = (a.T, b.T)
+        if config.use_dora:
+            magnitudes.setdefault(module, {})[path] = np.reshape(
+                keras.ops.convert_to_numpy(wrapper.lora_magnitude), (-1,)
+            )
     saved = {}
     for site in matcher.match(sites, record.trainable):
         if injected.is_injected(site.layer):
@@ -311,8 +382,6 @@ def save_hf(model, directory, name=None, base_model=None):
         saved[f"{module}.weight"] = kernel if family.conv1d else kernel.T
         if getattr(layer, "bias", None) is not None:
             saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
-    config = record.config
-    alpha = config.rank if config.alpha is None else config.alpha
     fused = {
         module: _fuse(parts[module], found, by_path)
         for module, found in factors.items()
@@ -326,8 +395,17 @@ def save_hf(model, directory, name=None, base_model=None):
         key_a, key_b = _factor_keys(_innermost(by_path[parts[module][0]]))
         tensors[f"{_PREFIX}{module}.{key_a}"] = a
         tensors[f"{_PREFIX}{module}.{key_b}"] = b
+    for module, found in magnitudes.items():
+        tensors[f"{_PREFIX}{module}.{_MAGNITUDE_KEY}"] = _fuse_magnitudes(
+            parts[module], found, by_path
+        )
     tensors.update({f"{_PREFIX}{k}": v for k, v in saved.items()})
-    scaled_alpha = alpha * rank / config.rank
+    # The scale of every module stays kfinetune's at PEFT's one rank.
+    scaled_alpha = config.scale * (
+        float(np.sqrt(rank)) if config.use_rslora else rank
+    )
+    if abs(scaled_alpha - round(scaled_alpha)) < 1e-9:
+        scaled_alpha = float(round(scaled_alpha))
     adapter_config = {
         "peft_type": "LORA",
         "task_type": family.task_type if task else "FEATURE_EXTRACTION",
@@ -343,6 +421,8 @@ def save_hf(model, directory, name=None, base_model=None):
         "init_lora_weights": True,
         "revision": None,
         **_NEUTRAL,
+        "use_rslora": config.use_rslora,
+        "use_dora": config.use_dora,
         "fan_in_fan_out": family.conv1d,
     }
     from safetensors.numpy import save_file
@@ -358,6 +438,36 @@ def save_hf(model, directory, name=None, base_model=None):
         metadata={"format": "pt"},
     )
     return directory
+
+
+def _matrices(a, b):
+    """LoRA factors in Keras's layout as `(d_in, rank)` and `(rank, d_out)`
+    NumPy matrices."""
+    a = keras.ops.convert_to_numpy(a)
+    b = keras.ops.convert_to_numpy(b)
+    return np.reshape(a, (-1, a.shape[-1])), np.reshape(b, (b.shape[0], -1))
+
+
+def _fuse_magnitudes(paths, found, by_path):
+    """One PyTorch module's DoRA magnitude from those of its parts, in the
+    order of its output. A part without DoRA gets its kernel's column
+    norms, with which DoRA leaves it as it is."""
+    pieces = []
+    for path in paths:
+        if path in found:
+            pieces.append(found[path])
+            continue
+        layer = _innermost(by_path[path])
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        d_in, _ = _dims(layer)
+        in_axes = [0]
+        if isinstance(layer, keras.layers.EinsumDense):
+            from kfinetune.layers import einsum
+
+            in_axes, _ = einsum.kernel_axes(layer.equation)
+        norm = np.sqrt(np.sum(np.square(kernel), axis=tuple(in_axes)))
+        pieces.append(np.reshape(norm, (-1,)))
+    return np.concatenate(pieces).astype("float32")
 
 
 def _fuse(paths, found, by_path):
@@ -421,6 +531,17 @@ def _check_peft_type(config, directory):
 
 
 def _check_options(config, family, directory):
+    init = config.get("init_lora_weights", True)
+    if isinstance(init, str) and init.lower().startswith(_MUTATING_INITS):
+        raise ValueError(
+            f"The adapter was trained from {init!r} weights, which PEFT "
+            "subtracts from the base model: its factors are relative to "
+            "that residual base, not to the checkpoint kfinetune loads. "
+            "Save it in PEFT with `save_pretrained(..., "
+            "path_initial_model_for_weight_conversion=...)`, which "
+            "converts it to a plain LoRA of the original weights, and load "
+            f"that. Received: init_lora_weights={init!r} (in {directory})"
+        )
     for key, neutral in {**_NEUTRAL, "fan_in_fan_out": family.conv1d}.items():
         value = config.get(key, neutral)
         if value != neutral and not (neutral is None and not value):
@@ -446,7 +567,9 @@ def _check_base_name(config, base_model):
 def _split_key(key, directory):
     module = key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
     module = module.replace(".modules_to_save", "")
-    factor = "|".join(map(re.escape, _FACTOR_KEYS + _EMBEDDING_FACTOR_KEYS))
+    factor = "|".join(
+        map(re.escape, (*_FACTOR_KEYS, *_EMBEDDING_FACTOR_KEYS, _MAGNITUDE_KEY))
+    )
     match = re.fullmatch(rf"(.+)\.({factor})", module)
     if match:
         return match.groups()
@@ -545,20 +668,36 @@ def _wrapper_of(base, layer, name):
     raise AssertionError(f"LoRA did not wrap {layer.name!r}")
 
 
-def _check_factors(paths, layers, found, rank, directory):
+def _check_factors(paths, layers, found, rank, directory, use_dora=False):
     """Checks one PyTorch module's factors against its keras-hub layers
     (several for a fused module, in the order of its output)."""
     label = " + ".join(repr(path) for path in paths)
     key_a, key_b = _factor_keys(layers[0])
-    if set(found) != {key_a, key_b}:
+    if use_dora:
+        refused = lora_layer.why_not_variant(layers[0], use_dora=True)
+        if refused:
+            raise ValueError(
+                f"The adapter is DoRA on {label}, which kfinetune's DoRA "
+                f"does not adapt: {refused[1]}. "
+                f"Received: use_dora=True (in {directory})"
+            )
+    expected_keys = {key_a, key_b} | ({_MAGNITUDE_KEY} if use_dora else set())
+    if _MAGNITUDE_KEY in found and not use_dora:
+        raise ValueError(
+            f"The adapter holds a DoRA magnitude for {label}, but its "
+            "config does not set `use_dora`. "
+            f"Received: directory={str(directory)!r}"
+        )
+    if set(found) != expected_keys:
         layer_kind = (
             "an embedding"
             if isinstance(layers[0], keras.layers.Embedding)
             else "a projection"
         )
         raise ValueError(
-            f"The adapter holds {sorted(found)} for {label}, not both "
-            f"{key_a} and {key_b} (PEFT's keys for {layer_kind}). "
+            f"The adapter holds {sorted(found)} for {label}, not "
+            f"{' and '.join(sorted(expected_keys))} (PEFT's keys for "
+            f"{layer_kind}{' with DoRA' if use_dora else ''}). "
             f"Received: directory={str(directory)!r}"
         )
     for path, layer in zip(paths, layers, strict=True):
@@ -573,7 +712,11 @@ def _check_factors(paths, layers, found, rank, directory):
     # The parts of a fused module share its input. PEFT's embedding
     # factors are (rank, vocabulary) and (dim, rank).
     d_in, d_out = dims[0][0], sum(d for _, d in dims)
-    expected = {key_a: (rank, d_in), key_b: (d_out, rank)}
+    expected = {
+        key_a: (rank, d_in),
+        key_b: (d_out, rank),
+        _MAGNITUDE_KEY: (d_out,),
+    }
     for kind, value in found.items():
         if tuple(value.shape) != expected[kind]:
             raise ValueError(

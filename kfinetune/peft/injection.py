@@ -51,9 +51,11 @@ def inject(model, config, name, plan=None):
     strategy = compat.distribution_strategy(base)
     flags = trainable_flags.capture(base)
     swapped = []
+    built = []
     try:
         with strategy.scope():
-            built = [(inj.site, _build(inj, name)) for inj in plan.injections]
+            for inj in plan.injections:
+                built.append((inj.site, _build(inj, name)))
         rewired = {id(inj.site.layer) for inj in plan.injections if inj.rewire}
         in_graph = {
             id(s.layer): w
@@ -82,6 +84,9 @@ def inject(model, config, name, plan=None):
     except Exception:
         for site, wrapper in reversed(swapped):
             put_back(site, wrapper, site.layer)
+        for _, wrapper in reversed(built):
+            # PiSSA and OLoRA wrote the residual into the kernel when built.
+            release(wrapper)
         trainable_flags.restore(flags)
         raise
     # Adapters below an int8 LM head train on its gradient (also when
@@ -94,6 +99,13 @@ def inject(model, config, name, plan=None):
     )
     adapter_state.activate(model, [name])
     return model
+
+
+def release(wrapper):
+    """Gives the base layer back what building `wrapper` took from it (the
+    initial update of PiSSA and OLoRA), before the wrapper leaves."""
+    if hasattr(wrapper, "release"):
+        wrapper.release()
 
 
 def put_back(site, wrapper, layer):

@@ -150,6 +150,12 @@ def merge_and_unload(model):
         )
     _refuse_quantized(model, model.active)
     adapter_state.set_merged(model, model.active, True)
+    for name in model.adapters:
+        if name not in model.active:
+            # Dropped: a PiSSA or OLoRA adapter gives its initial update
+            # back to the kernels.
+            for wrapper in injected.wrappers(model.base, name):
+                injection.release(wrapper)
     base = injection.remove_all(model.base)
     model.adapters.clear()
     model.active = []

@@ -55,7 +55,8 @@ def disable(model):
 
 def delete(model, name):
     """Removes an adapter: its layers leave the model (a merged adapter is
-    unmerged first, so the base weights are restored).
+    unmerged first, and a PiSSA or OLoRA adapter gives its initial update
+    back to the kernels, so the base weights are restored).
 
     Example:
 
@@ -66,6 +67,9 @@ def delete(model, name):
     require(model, [name])
     adapter_state.set_merged(model, [name], False)
     for wrapper in injected.wrappers(model.base, name):
+        # A PiSSA or OLoRA adapter's kernels hold the residual: the
+        # original weights come back.
+        injection.release(wrapper)
         injection.remove(model.base, wrapper)
     del model.adapters[name]
     adapter_state.activate(model, [n for n in model.active if n != name])

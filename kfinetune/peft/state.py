@@ -28,7 +28,10 @@ from kfinetune.peft.peft_model import PEFTModel
 from kfinetune.peft.peft_model import require
 
 FORMAT = "kfinetune-adapters"
-FORMAT_VERSION = 1
+# Version 2: LoRA variants (rsLoRA, DoRA, PiSSA, OLoRA, Gaussian init) in
+# the configs. A file without them is still written as version 1, which
+# kfinetune versions before the variants read.
+FORMAT_VERSION = 2
 
 
 def fingerprint(model):
@@ -71,6 +74,14 @@ def save(model, filepath):
     """Saves only the adapters of a model, and what is needed to re-apply
     them.
 
+    A PiSSA or OLoRA adapter is saved relative to the *original* base
+    weights: the file holds its factors (trained and initial) and its
+    config, and `load` applies it to the original base, recomputing the
+    residual there, so save and load a model whose base was not
+    modified otherwise. Files with LoRA variants (rsLoRA, DoRA, PiSSA,
+    OLoRA, Gaussian init) are format version 2; older kfinetune refuses
+    them by their version.
+
     Args:
         model: a model returned by `kfinetune.peft.apply`.
         filepath: the file to write (HDF5; `.h5` by convention).
@@ -85,7 +96,7 @@ def save(model, filepath):
     variables = _saved_variables(model)
     with h5py.File(filepath, "w") as f:
         f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = _version(model)
         f.attrs["fingerprint"] = fingerprint(model)
         f.attrs["adapters"] = json.dumps(
             adapter_record.serialize(model.adapters)
@@ -94,6 +105,15 @@ def save(model, filepath):
         group = f.create_group("weights")
         for path, variable in variables.items():
             group.create_dataset(path, data=np.asarray(variable.numpy()))
+
+
+def _version(model):
+    """The oldest format that holds `model`'s adapters."""
+    variant = any(
+        getattr(record.config, "variant", False)
+        for record in model.adapters.values()
+    )
+    return FORMAT_VERSION if variant else 1
 
 
 def _read(filepath):

@@ -2,7 +2,12 @@
 
 The fixtures in `tests/fixtures/hf_peft/` were written by real PyTorch and
 PEFT (`make_fixtures.py` there says how); the logits in them are
-PyTorch's.
+PyTorch's. `lora_dora` and `lora_rslora` load within 7.2e-7 and 8.9e-7 of
+PyTorch's logits. The other way, `make_fixtures.py --check` loaded in
+PEFT 0.21.2 rank-4 MiniLM adapters written by `save_hf`: DoRA on every
+dense layer (PyTorch's logits within 8.2e-8 of kfinetune's), rsLoRA
+(1.5e-7), PiSSA with rsLoRA and OLoRA with DoRA written with
+`convert_to_lora=True` (2.2e-7 and 1.1e-7).
 """
 
 import json
@@ -36,13 +41,23 @@ def fixture_inputs(name):
     return x, np.array(record["logits"])
 
 
-@pytest.mark.parametrize("name", ["lora", "lora_pooler", "lora_embedding"])
+@pytest.mark.parametrize(
+    "name",
+    ["lora", "lora_pooler", "lora_embedding", "lora_dora", "lora_rslora"],
+)
 def test_load_hf_matches_pytorch_peft_logits(name):
     x, expected = fixture_inputs(name)
     model = presets.text_classifier(num_classes=2, sequence_length=16)
     model = peft.load_hf(model, FIXTURES / name, base_model=BASE)
     np.testing.assert_allclose(logits(model, x), expected, atol=1e-4)
-    assert model.adapters["default"].config.rank == 4
+    config = model.adapters["default"].config
+    assert config.rank == 4
+    # DoRA's magnitudes on keras-hub's 3-D attention kernels (query and
+    # value: (hidden, heads, head_dim); attention_output: (heads,
+    # head_dim, hidden)), and rsLoRA's scale alpha / sqrt(r) = 8 / 2.
+    assert config.use_dora == (name == "lora_dora")
+    assert config.use_rslora == (name == "lora_rslora")
+    assert config.scale == (4.0 if name == "lora_rslora" else 2.0)
     # The pooler (a top-level node of the backbone's graph) is adapted.
     wrapped = {w.base_layer.name for w in _loras(model)}
     assert ("pooled_dense" in wrapped) == (name == "lora_pooler")
@@ -101,6 +116,45 @@ def test_save_hf_writes_peft_files_that_load_hf_reads_back(tmp_path):
     # Everything else works on a loaded adapter: merge folds it in.
     peft.merge(loaded)
     np.testing.assert_allclose(logits(loaded, x), logits(model, x), atol=1e-5)
+
+
+def test_save_hf_writes_dora_and_rslora_as_peft_does(tmp_path):
+    x = testing.small_bert_inputs()
+    keras.utils.set_random_seed(0)
+    model = peft.apply(
+        testing.small_bert_classifier(),
+        peft.LoRAConfig(
+            rank=2,
+            alpha=4,
+            use_dora=True,
+            use_rslora=True,
+            targets=[peft.ALL_LINEAR],
+        ),
+    )
+    rng = np.random.default_rng(0)
+    for wrapper in _loras(model):
+        wrapper.lora_b.assign(rng.normal(0, 0.3, wrapper.lora_b.shape))
+        m = wrapper.lora_magnitude
+        m.assign(m.numpy() * rng.uniform(0.8, 1.2, m.shape))
+    directory = peft.save_hf(model, tmp_path / "adapter", base_model=BASE)
+    config = json.loads((directory / "adapter_config.json").read_text())
+    assert config["use_dora"] is True and config["use_rslora"] is True
+    tensors = load_file(str(directory / "adapter_model.safetensors"))
+    key = "base_model.model.bert.encoder.layer.0.attention.self.query"
+    # One magnitude per output feature (heads × head_dim), no `.weight`.
+    assert tensors[f"{key}.lora_magnitude_vector"].shape == (32,)
+    loaded = peft.load_hf(testing.small_bert_classifier(), directory)
+    np.testing.assert_allclose(logits(loaded, x), logits(model, x), atol=1e-5)
+    # A DoRA adapter of an embedding is refused by name.
+    tensors[
+        "base_model.model.bert.embeddings.word_embeddings.lora_embedding_A"
+    ] = np.zeros((2, len(testing.VOCABULARY)), "float32")
+    tensors[
+        "base_model.model.bert.embeddings.word_embeddings.lora_embedding_B"
+    ] = np.zeros((32, 2), "float32")
+    save_file(tensors, str(directory / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match=r"Embedding.*use_dora=True"):
+        peft.load_hf(testing.small_bert_classifier(), directory)
 
 
 def test_save_hf_writes_embedding_factors_as_peft_does(tmp_path):
@@ -170,8 +224,11 @@ def tampered(tmp_path, config_changes=None, rename=None):
     "changes, message",
     [
         ({"peft_type": "LOHA"}, "peft_type='LOHA'"),
-        ({"use_dora": True}, "use_dora=True"),
-        ({"use_rslora": True}, "use_rslora=True"),
+        # DoRA without its magnitudes.
+        ({"use_dora": True}, "lora_magnitude_vector"),
+        # Relative to a base PEFT changed (not converted to plain LoRA).
+        ({"init_lora_weights": "pissa"}, "init_lora_weights='pissa'"),
+        ({"init_lora_weights": "olora"}, "init_lora_weights='olora'"),
         ({"bias": "all"}, "bias='all'"),
         ({"r": 3}, "r=3 need"),
     ],
