@@ -71,6 +71,27 @@ def _train(model, train, epochs, peak_learning_rate):
     model.fit(train, epochs=epochs, shuffle=False, verbose=0)
 
 
+# LoRA+'s learning-rate ratio of B over A: the paper's and PEFT's
+# recommendation.
+LORA_PLUS_RATIO = 16.0
+
+
+def _train_lora_plus(model, train, epochs, peak_learning_rate):
+    steps = epochs * int(train.cardinality())
+    learning_rate = keras.optimizers.schedules.PolynomialDecay(
+        peak_learning_rate, decay_steps=steps, end_learning_rate=0.0
+    )
+    model.compile(
+        optimizer=kfinetune.optimizers.lora_plus(
+            keras.optimizers.AdamW(learning_rate), model, LORA_PLUS_RATIO
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=None,
+        jit_compile=True,
+    )
+    model.fit(train, epochs=epochs, shuffle=False, verbose=0)
+
+
 def _ulmfit(model, train, epochs, learning_rate):
     recipes.fine_tune(
         model,
@@ -113,6 +134,34 @@ METHODS = {
         "trainable (74,498 trainable weights, 0.33 %); peak learning rate "
         "chosen on the validation split of seed 0 (one epoch, constant "
         "rate): 5e-4 0.798, 1e-3 0.858, 2e-3 0.902",
+    ),
+    "dora": Method(
+        workloads.dora,
+        2e-3,
+        "as `lora` (same rank, targets and learning rate, not tuned), with "
+        "DoRA's trainable magnitude per output unit "
+        "(LoRAConfig(use_dora=True))",
+    ),
+    "rslora": Method(
+        workloads.rslora,
+        2e-3,
+        "as `lora` (learning rate not tuned), scaled by alpha / sqrt(rank) "
+        "= 5.66 instead of alpha / rank = 2 (LoRAConfig(use_rslora=True))",
+    ),
+    "pissa": Method(
+        workloads.pissa,
+        2e-3,
+        "as `lora` (learning rate not tuned), A and B started from the "
+        "kernels' top 8 singular vectors, the residual in the base "
+        '(LoRAConfig(init="pissa"))',
+    ),
+    "lora_plus": Method(
+        workloads.lora,
+        5e-4,
+        "as `lora`, with LoRA+ (kfinetune.optimizers.lora_plus, ratio 16): "
+        "A and the head at 5e-4, B at 8e-3 (a quarter of LoRA's rate for "
+        "A, four times for B; not tuned)",
+        train=_train_lora_plus,
     ),
     "lora_int8": Method(
         workloads.lora_int8,

@@ -61,6 +61,28 @@ def lora(model, rank=LORA_RANK):
     return peft.apply(model, peft.LoRAConfig(rank=rank, alpha=2 * rank))
 
 
+def dora(model, rank=LORA_RANK):
+    """`lora` with DoRA's trainable magnitudes (`use_dora=True`)."""
+    return peft.apply(
+        model, peft.LoRAConfig(rank=rank, alpha=2 * rank, use_dora=True)
+    )
+
+
+def rslora(model, rank=LORA_RANK):
+    """`lora` scaled by alpha / sqrt(rank) (`use_rslora=True`)."""
+    return peft.apply(
+        model, peft.LoRAConfig(rank=rank, alpha=2 * rank, use_rslora=True)
+    )
+
+
+def pissa(model, rank=LORA_RANK):
+    """`lora` started from the kernels' top singular vectors
+    (`init="pissa"`), the rest of each kernel left in the base."""
+    return peft.apply(
+        model, peft.LoRAConfig(rank=rank, alpha=2 * rank, init="pissa")
+    )
+
+
 def houlsby(model, size=ADAPTER_SIZE):
     """kfinetune Houlsby bottleneck adapters after attention and
     feed-forward in every block, the head trainable."""
@@ -114,6 +136,9 @@ VARIANTS = {
     "keras_lora": keras_lora,
     "frozen": frozen,
     "lora": lora,
+    "dora": dora,
+    "rslora": rslora,
+    "pissa": pissa,
     "houlsby": houlsby,
     "ia3": ia3,
     "prefix": prefix,
