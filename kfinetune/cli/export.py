@@ -12,6 +12,7 @@ def run(args):
     from kfinetune import peft
 
     trained = runs.Run(args.run)
+    trained.set_threshold(args.threshold)
     method = trained.settings["method"]
     if args.merge and method not in defaults.MERGEABLE:
         raise errors.UsageError(
