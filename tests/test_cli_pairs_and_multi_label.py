@@ -8,6 +8,7 @@ import json
 import pytest
 
 from kfinetune import cli
+from kfinetune.cli.tasks import classify
 from kfinetune.testing import models
 
 FIRST = ["i love this movie", "a sad day", "so fun", "the film was boring"]
@@ -190,18 +191,23 @@ def test_multi_label_run_reports_f1_and_subset_accuracy(
 def test_multi_label_run_predicts_every_label_above_the_threshold(
     multi_label_run, capsys
 ):
-    cli.main(["predict", str(multi_label_run), "so fun", "--json"])
-    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # A threshold of its own, 0.5 instead of the run's 0.4.
+    cli.main(
+        ["predict", str(multi_label_run), "so fun", "", "--json"]
+        + ["--threshold", "0.5"]
+    )
+    row, blank = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines()
+    ]
     probabilities = row["probabilities"]
     # The class names are sorted, as the data's are.
     names = sorted(TOPICS)
     assert list(probabilities) == names
-    assert row["labels"] == [t for t in names if probabilities[t] > 0.4]
-    # A threshold of its own, below every probability: every label.
-    cli.main(["predict", str(multi_label_run), "so fun", "--threshold", "0.01"])
-    line = capsys.readouterr().out.strip()
-    shown = ", ".join(f"{t} {probabilities[t]:.3f}" for t in names)
-    assert line == f"{shown}\tso fun"
+    assert row["labels"] == [t for t in names if probabilities[t] > 0.5]
+    assert blank == {"text": "", "labels": None, "probabilities": None}
+    # Printed without --json: each label with its probability, or (none).
+    shown = ", ".join(f"{t} {probabilities[t]:.3f}" for t in row["labels"])
+    assert classify.row_line(row, "so fun") == f"{shown or '(none)'}\tso fun"
 
 
 @pytest.mark.parametrize(
