@@ -14,6 +14,7 @@ from benchmarks import harness
 DOCS_PAGE = pathlib.Path(__file__).parent.parent / "docs" / "benchmarks.md"
 ORDER = (
     "step_time",
+    "lora_variants_step_time",
     "inference",
     "optimizer",
     "crf",
@@ -36,6 +37,7 @@ ORDER = (
 )
 TITLES = {
     "step_time": "Training step time",
+    "lora_variants_step_time": "LoRA variants: training step time against LoRA",
     "inference": "Inference step time",
     "optimizer": "Layer-wise optimizer and gradual unfreezing step time",
     "crf": "CRF head step time",
@@ -69,6 +71,11 @@ REFERENCES = {
         "ia3": "reported",
         "prefix": "reported",
         "prompt": "reported",
+    },
+    "lora_variants_step_time": {
+        "dora": "reported (the norms cost time)",
+        "rslora": "reported (only a scale: expect 1.00)",
+        "pissa": "reported (only the start: expect 1.00)",
     },
     "inference": {
         "lora_merged": "target ≤ 1.02",
@@ -369,6 +376,9 @@ def _cell(value):
 
 TABLES = {
     "step_time": _step_time_table,
+    "lora_variants_step_time": lambda payload: _step_time_table(
+        payload, "lora_variants_step_time"
+    ),
     "inference": lambda payload: _step_time_table(payload, "inference"),
     "optimizer": lambda payload: _step_time_table(payload, "optimizer"),
     "crf": lambda payload: _step_time_table(payload, "crf"),
@@ -398,7 +408,13 @@ def _warnings(name, parameters):
         notes.append(
             f"A smoke run: at most {parameters['limit']} batches per split"
         )
-    speed = ("step_time", "crf", "generators_step_time", "generators_generate")
+    speed = (
+        "step_time",
+        "lora_variants_step_time",
+        "crf",
+        "generators_step_time",
+        "generators_generate",
+    )
     if parameters.get("smoke"):
         notes.append(
             "A smoke run: a small model and a few rounds, to check the "

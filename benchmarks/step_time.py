@@ -8,6 +8,11 @@ returns the loss as NumPy, so each call blocks until the step is done.
 
     python -m benchmarks.step_time [--variants full keras_lora frozen]
         [--repeats 30] [--warmup 5]
+
+LoRA's variants against LoRA, in a results file of their own:
+
+    python -m benchmarks.step_time --variants lora dora rslora pissa \
+        --baseline lora --output lora_variants_step_time
 """
 
 import argparse
@@ -33,6 +38,12 @@ def main(argv=None):
     parser.add_argument("--baseline", default="full")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--output",
+        choices=("step_time", "lora_variants_step_time"),
+        default="step_time",
+        help="the results file (benchmarks/results/OUTPUT.json)",
+    )
     args = parser.parse_args(argv)
     if args.baseline not in args.variants:
         parser.error(
@@ -72,8 +83,8 @@ def main(argv=None):
             for name in args.variants
         },
     }
-    harness.write_json("step_time", payload)
-    print(report.render_results("step_time", payload))
+    harness.write_json(args.output, payload)
+    print(report.render_results(args.output, payload))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ SLOWEST_FILES_FIRST = (
     "tests/test_domain_adapt.py",  # 42
     "tests/test_cli_tasks.py",  # 40
     "tests/test_cli_generators.py",  # 35
+    "tests/test_cli_pairs_and_multi_label.py",  # 34
     "tests/callbacks/test_gradual_unfreezing.py",  # 37
     "tests/test_token_classifier.py",  # 37
     "tests/layers/test_crf.py",  # 30
@@ -83,6 +84,7 @@ SLOWEST_FILES_FIRST = (
     "tests/test_few_shot.py",  # 20
     "tests/peft/test_decoder_prefix_prompt.py",  # 19
     "tests/test_generator_training_control.py",  # 15
+    "tests/test_pairs_and_multi_label.py",  # 12
 )
 
 

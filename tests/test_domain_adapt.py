@@ -188,6 +188,10 @@ def test_checkpoint_dir_writes_and_resumes(tmp_path):
             tf.data.Dataset.from_tensor_slices((["a"], [0])),
             "not `\\(text, label\\)` pairs",
         ),
+        (
+            data.LabelledTexts([("a", "b")], [0], ["x", "y"]),
+            r"holds sentence pairs.*Pass `texts.texts.ravel\(\)`",
+        ),
     ],
 )
 def test_bad_texts_raise_before_training(texts, message):

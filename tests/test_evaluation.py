@@ -162,3 +162,94 @@ def test_weighted_datasets_and_bad_thresholds():
         evaluation.evaluate_classifier(
             _one_output_model("sigmoid"), plain, "abc"
         )
+
+
+Y_TRUE = [[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]]
+Y_SCORE = [[0.9, 0.2, 0.4], [0.1, 0.7, 0.6], [0.8, 0.3, 0.1], [0.2, 0.1, 0.5]]
+
+
+def test_multi_label_report_matches_hand_computed_values():
+    report = evaluation.multi_label_report(Y_TRUE, Y_SCORE, "abc")
+    # Predicted (above 0.5; 0.5 itself is not): a, b c, a, nothing.
+    assert report.precision == pytest.approx((1.0, 1.0, 0.0))
+    assert report.recall == pytest.approx((1.0, 0.5, 0.0))
+    assert report.f1 == pytest.approx((1.0, 2 / 3, 0.0))
+    assert report.support == (2, 2, 1)
+    # 3 right of 4 predicted, of 5 true.
+    assert report.micro_precision == pytest.approx(0.75)
+    assert report.micro_recall == pytest.approx(0.6)
+    assert report.micro_f1 == pytest.approx(2 / 3)
+    assert report.macro_f1 == pytest.approx(5 / 9)
+    # Only the last example, with no class, is exactly right.
+    assert report.subset_accuracy == pytest.approx(0.25)
+    text = str(report)
+    assert "micro avg" in text and "subset accuracy" in text
+    assert report.as_dict()["per_class"]["b"]["recall"] == 0.5
+    lower = evaluation.multi_label_report(Y_TRUE, Y_SCORE, "abc", 0.35)
+    # Now a c, b c, a, c: the first example is right, the last not.
+    assert lower.subset_accuracy == pytest.approx(0.25)
+    assert lower.recall[2] == 1.0
+    assert lower.precision[2] == pytest.approx(1 / 3)
+
+
+def test_weighted_multi_label_report():
+    report = evaluation.multi_label_report(
+        Y_TRUE, Y_SCORE, "abc", sample_weight=[1, 2, 0, 1]
+    )
+    assert report.support == (1.0, 2.0, 1.0)
+    assert report.f1 == pytest.approx((1.0, 1.0, 0.0))
+    # 3 right of 5 predicted, of 4 true (weighted).
+    assert report.micro_precision == pytest.approx(0.6)
+    assert report.micro_recall == pytest.approx(0.75)
+    assert report.subset_accuracy == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "y_true, y_score, kwargs, message",
+    [
+        ([[1, 0]], [[0.5, 0.5]], {}, r"one column per class name \(3\)"),
+        (
+            [[1, 0, 0]],
+            [[0.5, 0.5, 0.5], [0, 0, 0]],
+            {},
+            r"same shape. Received: y_true of shape \(1, 3\)",
+        ),
+        (np.zeros((0, 3)), np.zeros((0, 3)), {}, "Nothing to evaluate"),
+        ([[2, 0, 0]], [[0.5] * 3], {}, "Received: y_true containing 2"),
+        (
+            [[1, 0, 0]],
+            [[3.0, 0, 0]],
+            {},
+            r"to logits\)\. Received: y_score containing 3.0",
+        ),
+        ([[1, 0, 0]], [[0.5] * 3], {"threshold": 1}, "threshold=1"),
+        (
+            [[1, 0, 0]],
+            [[0.5] * 3],
+            {"sample_weight": [-1]},
+            "non-negative with a positive sum",
+        ),
+    ],
+)
+def test_multi_label_report_bad_input(y_true, y_score, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation.multi_label_report(y_true, y_score, "abc", **kwargs)
+
+
+def test_evaluate_classifier_reads_float_labels_as_multi_hot():
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = (x > 0).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    report = evaluation.evaluate_classifier(model, dataset, "abc")
+    logits = model.predict(x, verbose=0)
+    assert report == evaluation.multi_label_report(
+        y, 1 / (1 + np.exp(-logits.astype("float64"))), "abc"
+    )
+    with pytest.raises(ValueError, match=r"entry per class name \(2\)"):
+        evaluation.evaluate_classifier(model, dataset, "ab")
+    softmax = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3, activation="softmax")]
+    )
+    with pytest.raises(ValueError, match="activation is softmax"):
+        evaluation.evaluate_classifier(softmax, dataset.batch(4), "abc")

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune.data.labelled_texts import LabelledTexts
+from kfinetune.data.labelled_texts import refuse_pairs
 
 POOL_KINDS = (
     "a list or 1-D array of strings, a `kfinetune.data.LabelledTexts` (its "
@@ -61,7 +62,8 @@ def as_items(pool):
 
     Raises:
         ValueError: if `pool` is of none of these kinds, holds a non-string
-            text, has arrays of different lengths, or is empty.
+            text or sentence pairs, has arrays of different lengths, or is
+            empty.
 
     Example:
 
@@ -70,6 +72,8 @@ def as_items(pool):
     ```
     """
     if isinstance(pool, LabelledTexts):
+        # A query scores single texts; a pair's two texts are no item.
+        refuse_pairs(pool, "pool", "an active-learning pool")
         items = np.array(pool.texts, dtype=object)
     elif isinstance(pool, tf.data.Dataset):
         items = _check_texts(_texts_from_dataset(pool))

@@ -14,6 +14,8 @@ from kfinetune import plotting
 from kfinetune.active.query import check_strategy_options
 from kfinetune.active.query import query
 from kfinetune.data.labelled_texts import LabelledTexts
+from kfinetune.data.labelled_texts import refuse_multi_label
+from kfinetune.data.labelled_texts import refuse_pairs
 
 # The default training: `model.fit` over the labels so far.
 DEFAULT_EPOCHS = 10
@@ -173,7 +175,8 @@ def simulate(
 
     Raises:
         ValueError: before anything is built or trained, if `pool` is not
-            a non-empty `LabelledTexts`, `test` has other classes, `budgets`
+            a non-empty `LabelledTexts` of single texts with one class
+            each, `test` has other classes, `budgets`
             are not increasing positive integers within the pool, or
             another argument is invalid.
 
@@ -205,6 +208,9 @@ def simulate(
             "`pool` must be a non-empty `kfinetune.data.LabelledTexts`: the "
             f"simulation reveals its labels. Received: pool={pool!r}"
         )
+    refuse_pairs(pool, "pool", "an active-learning simulation")
+    # Its scores are accuracy and macro-F1 of one class a text.
+    refuse_multi_label(pool, "pool", "an active-learning simulation")
     budgets = _check_budgets(budgets, len(pool))
     passes = check_strategy_options(strategy, passes, embed)
     checks.boolean("warm_start", warm_start)

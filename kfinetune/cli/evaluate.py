@@ -17,6 +17,7 @@ def run(args):
             f"Received: --batch-size={args.batch_size}"
         )
     trained = runs.Run(args.run)
+    trained.set_threshold(args.threshold)
     task = trained.task
     settings = {**trained.settings, "batch_size": args.batch_size}
     # How to read --test: the run's settings, other columns if given.
@@ -40,6 +41,8 @@ def run(args):
                 f"--test must be a {formats} file for the run's task "
                 f"{settings['task']}. Received: --test={args.test}"
             )
+        if settings["task"] == "classify":
+            _check_test_columns(reading, settings, args.test)
     with runs.usage_errors():
         data = task.load_data(settings)
         if args.test:
@@ -61,3 +64,19 @@ def run(args):
         task.write_plots(report, out)
     print(f"report in {output_dir}")
     return result
+
+
+def _check_test_columns(reading, settings, path):
+    """Refuses, before TensorFlow starts, a --test file without the
+    columns, or with one text column for a sentence-pair run (or two for
+    a single-text run)."""
+    wanted = defaults.text_columns(reading["text_column"])
+    trained = defaults.text_columns(settings["text_column"] or "text")
+    if len(wanted) != len(trained):
+        kind = "sentence pairs" if len(trained) == 2 else "single texts"
+        raise errors.UsageError(
+            f"the run classifies {kind}: --text-column must name "
+            f"{len(trained)} column{'s' if len(trained) == 2 else ''}. "
+            f"Received: --text-column={reading['text_column']}"
+        )
+    defaults.check_columns({**reading, "test": path}, paths=("test",))

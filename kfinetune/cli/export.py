@@ -13,6 +13,7 @@ def run(args):
     from kfinetune import peft
 
     trained = runs.Run(args.run)
+    trained.set_threshold(args.threshold)
     task = trained.task
     settings = trained.settings
     method = settings["method"]

@@ -97,6 +97,10 @@ def _add_train(commands):
             "  python -m kfinetune train --train reviews.csv --text-column "
             "review \\\n"
             "      --label-column stars --method lora --output-dir runs/lora\n"
+            "  python -m kfinetune train --train nli.csv --text-column "
+            "premise,hypothesis\n"
+            "  python -m kfinetune train --train news.jsonl --label-column "
+            "topics --multi-label\n"
             "  python -m kfinetune train --task tag --train train.conll "
             "--test test.conll --crf\n"
             "  python -m kfinetune train --task qa --train squad.json "
@@ -233,13 +237,31 @@ def _add_data(train, add):
         data,
         "--text-column",
         metavar="NAME",
-        help=f"classify: Default: {_default('text_column')}",
+        help="classify: the text column, or two separated by a comma for "
+        "sentence pairs (premise,hypothesis: [CLS] premise [SEP] "
+        f"hypothesis [SEP]). Default: {_default('text_column')}",
     )
     add(
         data,
         "--label-column",
         metavar="NAME",
         help=f"classify: Default: {_default('label_column')}",
+    )
+    add(
+        data,
+        "--multi-label",
+        action="store_true",
+        help="classify: any number of labels a text, a sigmoid each. JSON "
+        "Lines labels are lists (['sports', 'politics'], [] for none); a "
+        "CSV or TSV label cell joins them with --label-separator "
+        "(sports|politics, empty for none)",
+    )
+    add(
+        data,
+        "--label-separator",
+        metavar="STRING",
+        help="classify --multi-label, CSV and TSV: what joins the labels of "
+        f"a cell. Default: {defaults.LABEL_SEPARATOR}",
     )
     add(
         data,
@@ -484,7 +506,16 @@ def _add_training(train, add):
         choices=("none", "balanced"),
         help="classify: balanced weighs each class's loss by total / "
         "(classes x its count), so rare classes count as much as common "
-        "ones. Default: none",
+        "ones (not with --multi-label). Default: none",
+    )
+    add(
+        training,
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="classify --multi-label: a label is predicted when its "
+        "probability is above P (test scores, sample predictions, "
+        f"export). Default: {defaults.THRESHOLD}",
     )
     add(
         training,
@@ -552,8 +583,9 @@ def _add_evaluate(commands):
     evaluate.add_argument(
         "--text-column",
         metavar="NAME",
-        help="classify, --test: Default: the run's (text for the bundled "
-        "tweets)",
+        help="classify, --test: the text column, or two separated by a "
+        "comma for a sentence-pair run. Default: the run's (text for the "
+        "bundled tweets)",
     )
     evaluate.add_argument(
         "--label-column",
@@ -561,6 +593,7 @@ def _add_evaluate(commands):
         help="classify, --test: Default: the run's (label for the bundled "
         "tweets)",
     )
+    _add_threshold(evaluate)
     evaluate.add_argument(
         "--batch-size", type=int, default=32, metavar="N", help="Default: 32"
     )
@@ -579,14 +612,17 @@ def _add_predict(commands):
         help="predict for texts from arguments, a file or stdin",
         description=(
             "Predict with a trained run, one line per input. classify: the "
-            "label, its probability and the text, tab-separated; tag: each "
-            "word with its tag (word/TAG); qa: the answer; causal-lm and "
-            "seq2seq: the greedy generation for the prompt or source, "
-            "newlines as \\n. --json prints a JSON object per line. Inputs "
-            "come from the arguments, from --file (one per line; - is "
-            "stdin) or, when neither is given, from stdin. qa reads a "
-            "question and its context per line, separated by a tab; "
-            "causal-lm and seq2seq read \\n as a newline."
+            "label, its probability and the text, tab-separated (multi-label: "
+            "every label above the threshold with its probability, "
+            "comma-separated, or (none), then the text); tag: each word with "
+            "its tag (word/TAG); qa: the answer; causal-lm and seq2seq: the "
+            "greedy generation for the prompt or source, newlines as \\n. "
+            "--json prints a JSON object per line. Inputs come from the "
+            "arguments, from --file (one per line; - is stdin) or, when "
+            "neither is given, from stdin. qa reads a question and its "
+            "context per line, and a sentence-pair classify run its two "
+            "texts, separated by a tab; causal-lm and seq2seq read \\n as "
+            "a newline."
         ),
         epilog=(
             "examples:\n"
@@ -606,6 +642,7 @@ def _add_predict(commands):
         action="store_true",
         help="print JSON lines (classify: every class's probability too)",
     )
+    _add_threshold(predict)
     predict.add_argument(
         "--batch-size", type=int, default=32, metavar="N", help="Default: 32"
     )
@@ -627,11 +664,12 @@ def _add_export(commands):
         help="export a trained run as a SavedModel that reads raw text",
         description=(
             "Export a trained run as a SavedModel whose `serve` endpoint "
-            "takes raw strings (classify: texts; tag: sentences; qa: "
-            "questions and contexts). causal-lm and seq2seq runs (full, "
-            "lora or ia3) export as a keras-hub preset folder instead, with "
-            "LoRA or IA3 folded into the weights: kfinetune.presets."
-            "causal_lm / seq2seq_lm and keras-hub's from_preset load it."
+            "takes raw strings (classify: texts, or texts and text_pairs for "
+            "a sentence-pair run; tag: sentences; qa: questions and "
+            "contexts). causal-lm and seq2seq runs (full, lora or ia3) "
+            "export as a keras-hub preset folder instead, with LoRA or IA3 "
+            "folded into the weights: kfinetune.presets.causal_lm / "
+            "seq2seq_lm and keras-hub's from_preset load it."
         ),
         epilog=(
             "example:\n"
@@ -655,4 +693,15 @@ def _add_export(commands):
         "(causal-lm and seq2seq runs always do: a preset holds a plain "
         "model)",
     )
+    _add_threshold(export)
     return export
+
+
+def _add_threshold(parser):
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="classify --multi-label runs: a label is predicted when its "
+        "probability is above P. Default: the run's (0.5 unless set)",
+    )

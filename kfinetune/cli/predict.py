@@ -75,11 +75,12 @@ def run(args, stdin=None, stdout=None):
                 f"Received: --max-new-tokens={max_new_tokens}"
             )
         options["max_new_tokens"] = max_new_tokens
+    trained.set_threshold(args.threshold)
     texts = read_texts(args, stdin)
     task = trained.task
     inputs = [text for text in texts if text.strip()]
     with runs.usage_errors():
-        task.check_inputs(inputs)
+        task.check_inputs(inputs, trained)
         model = trained.load_model()
         predicted = iter(
             task.predict_rows(
@@ -88,7 +89,7 @@ def run(args, stdin=None, stdout=None):
         )
     rows = []
     for text in texts:
-        row = next(predicted) if text.strip() else task.blank_row(text)
+        row = next(predicted) if text.strip() else task.blank_row(text, trained)
         rows.append(row)
         if args.json:
             print(json.dumps(row, ensure_ascii=False), file=stdout)

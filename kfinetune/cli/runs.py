@@ -143,6 +143,24 @@ class Run:
             text = (self.path / names).read_text(encoding="utf-8")
             self.labels = tuple(text.splitlines())
 
+    def set_threshold(self, threshold):
+        """Replaces a multi-label run's threshold with `--threshold`, when
+        given."""
+        if threshold is None:
+            return
+        if not self.settings.get("multi_label"):
+            raise errors.UsageError(
+                "--threshold applies to classify --multi-label runs, and "
+                f"{str(self.path)!r} is not one. "
+                f"Received: --threshold={threshold}"
+            )
+        if not 0 < threshold < 1:
+            raise errors.UsageError(
+                "--threshold must be a probability in (0, 1). "
+                f"Received: --threshold={threshold}"
+            )
+        self.settings["threshold"] = threshold
+
     @property
     def task(self):
         """The run's task module (`kfinetune.cli.tasks`)."""

@@ -83,6 +83,12 @@ BUNDLED_SEQUENCE_LENGTHS = {"qa": 128}
 # each task may watch (all on the validation split).
 MONITORS = {
     "classify": ("macro_f1", "accuracy", "loss"),
+    "classify --multi-label": (
+        "macro_f1",
+        "micro_f1",
+        "subset_accuracy",
+        "loss",
+    ),
     "tag": ("entity_f1", "loss"),
     "qa": ("f1", "exact_match", "loss"),
     # The generators' validation loss comes with every epoch; a generation
@@ -90,6 +96,10 @@ MONITORS = {
     "causal-lm": ("loss", "chrf", "bleu", "rouge_l", "exact_match"),
     "seq2seq": ("loss", "chrf", "bleu", "rouge_l", "exact_match"),
 }
+# A multi-label run predicts every label whose probability is above this.
+THRESHOLD = 0.5
+# What joins the labels of a multi-label CSV / TSV cell.
+LABEL_SEPARATOR = "|"
 # The file suffixes each task reads, and what they hold.
 FORMATS = {
     "classify": {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"},
@@ -125,6 +135,9 @@ TASK_OPTIONS = {
     "classes": ("classify", "causal-lm"),
     "text_column": ("classify",),
     "label_column": ("classify",),
+    "multi_label": ("classify",),
+    "label_separator": ("classify",),
+    "threshold": ("classify",),
     "class_weight": ("classify",),
     "delimiter": ("classify",),
     "errors": ("classify", *GENERATORS),
@@ -135,6 +148,17 @@ TASK_OPTIONS = {
     "max_answer_length": ("qa",),
     "generation_examples": GENERATORS,
 }
+
+# The classify options that say how to read `--train` and the other files:
+# the bundled tweets take none of them.
+FILE_OPTIONS = (
+    "text_column",
+    "label_column",
+    "delimiter",
+    "multi_label",
+    "label_separator",
+    "threshold",
+)
 
 # Every setting of `train` with its default; `None` means "not set" (or a
 # default that depends on another setting, resolved in `resolve`).
@@ -151,6 +175,9 @@ DEFAULTS = {
     "delimiter": None,
     "text_column": "text",
     "label_column": "label",
+    "multi_label": False,
+    "label_separator": None,
+    "threshold": None,
     "classes": 2,
     "token_column": 0,
     "tag_column": -1,
@@ -250,7 +277,12 @@ def resolve(given, config):
         # at shorter rows.
         settings["document_stride"] = min(128, settings["sequence_length"] // 2)
     if settings["monitor"] is None and settings["early_stopping"]:
-        settings["monitor"] = MONITORS[task][0]
+        settings["monitor"] = monitors(settings)[0]
+    if settings["multi_label"]:
+        if settings["threshold"] is None:
+            settings["threshold"] = THRESHOLD
+        if settings["label_separator"] is None and _csv_files(settings):
+            settings["label_separator"] = LABEL_SEPARATOR
     for name, methods in METHOD_OPTIONS.items():
         if method not in methods:
             settings[name] = None
@@ -261,13 +293,7 @@ def resolve(given, config):
         settings["classes"] = None
     else:
         # The bundled data's splits are fixed, and it has no columns.
-        for name in (
-            "text_column",
-            "label_column",
-            "delimiter",
-            "validation_split",
-            "test_split",
-        ):
+        for name in (*FILE_OPTIONS, "validation_split", "test_split"):
             settings[name] = None
     if settings["validation"]:
         settings["validation_split"] = None
@@ -284,6 +310,40 @@ def resolve(given, config):
     if settings["preset"] and os.path.exists(settings["preset"]):
         settings["preset"] = os.path.abspath(settings["preset"])
     return settings, explicit
+
+
+def monitors(settings):
+    """The validation metrics a run may watch (`--monitor`)."""
+    if settings["task"] == "classify" and settings["multi_label"]:
+        return MONITORS["classify --multi-label"]
+    return MONITORS[settings["task"]]
+
+
+def text_columns(value):
+    """`--text-column` as a tuple: one column name, or two (`a,b`) for
+    sentence pairs.
+
+    Raises:
+        UsageError: more than two names, an empty name, or the same name
+            twice.
+    """
+    names = tuple(value.split(","))
+    if len(names) > 2 or not all(names) or len(set(names)) != len(names):
+        refuse(
+            "text_column",
+            value,
+            "must be a column name, or two different ones separated by a "
+            "comma for sentence pairs (premise,hypothesis)",
+        )
+    return names
+
+
+def _csv_files(settings):
+    """Whether the run reads a CSV or TSV file."""
+    return any(
+        settings[name] and not settings[name].lower().endswith(".jsonl")
+        for name in ("train", "validation", "test")
+    )
 
 
 def check(settings, explicit):
@@ -377,7 +437,7 @@ def _check_data(settings, explicit):
         for name in ("validation", "test"):
             if settings[name]:
                 refuse(name, settings[name], "needs --train as well")
-        for name in ("text_column", "label_column", "delimiter"):
+        for name in FILE_OPTIONS:
             if name in explicit:
                 refuse(name, explicit[name], "needs --train")
         # Written to every config.toml, so refused only when changed.
@@ -429,7 +489,8 @@ def _check_data(settings, explicit):
     if delimiter is not None and len(delimiter) != 1:
         refuse("delimiter", repr(delimiter), "must be one character")
     if task == "classify" and settings["train"]:
-        _check_columns(settings)
+        _check_multi_label(settings, explicit)
+        check_columns(settings)
     if task in GENERATORS and settings["train"]:
         _check_keys(settings)
     try:
@@ -461,23 +522,58 @@ def _columns(path, settings):
         return None
 
 
-def _check_columns(settings):
+def _check_multi_label(settings, explicit):
+    """Refuses the multi-label options without --multi-label, out of
+    range, or with what cannot go with several labels a text."""
+    multi_label = settings["multi_label"]
+    for name in ("label_separator", "threshold"):
+        if name in explicit and not multi_label:
+            refuse(name, explicit[name], "needs --multi-label")
+    threshold = settings["threshold"]
+    if threshold is not None and not 0 < threshold < 1:
+        refuse("threshold", threshold, "must be a probability in (0, 1)")
+    separator = settings["label_separator"]
+    if separator is not None:
+        if not separator:
+            refuse("label_separator", "''", "must not be empty")
+        if not _csv_files(settings):
+            refuse(
+                "label_separator",
+                separator,
+                "splits CSV and TSV label cells, and the files are JSON "
+                "Lines, whose multi-label labels are lists",
+            )
+    if multi_label and settings["class_weight"] == "balanced":
+        refuse(
+            "class_weight",
+            "balanced",
+            "cannot go with --multi-label: Keras weighs each example by "
+            "its one class, and a multi-label text has several or none",
+        )
+
+
+def check_columns(settings, paths=("train", "validation", "test")):
     """Refuses a text or label column a file does not have, before
-    TensorFlow starts."""
-    for file in ("train", "validation", "test"):
+    TensorFlow starts; `paths` are the settings naming the files."""
+    names = {
+        "text_column": text_columns(settings["text_column"]),
+        "label_column": (settings["label_column"],),
+    }
+    for file in paths:
         path = settings[file]
         if not path or not os.path.isfile(path):
             continue
         columns = _columns(path, settings)
         if columns is None:
             continue
-        for name in ("text_column", "label_column"):
-            if settings[name] not in columns:
-                raise errors.UsageError(
-                    f"{path!r} has no column {settings[name]!r}. Available "
-                    f"columns: {columns}. Received: "
-                    f"{errors.flag(name)}={settings[name]}"
-                )
+        for name, wanted in names.items():
+            for column in wanted:
+                if column not in columns:
+                    raise errors.UsageError(
+                        f"{path!r} has no column {column!r}. Available "
+                        f"columns: {columns}. Received: "
+                        f"{errors.flag(name)}={settings[name]}"
+                    )
 
 
 def _check_keys(settings):
@@ -562,13 +658,15 @@ def _check_early_stopping(settings):
         return
     if not settings["early_stopping"]:
         refuse("monitor", monitor, "needs --early-stopping PATIENCE")
-    allowed = MONITORS[settings["task"]]
+    allowed = monitors(settings)
     if monitor not in allowed:
+        run = f"--task {settings['task']}"
+        if settings["task"] == "classify" and settings["multi_label"]:
+            run += " --multi-label"
         refuse(
             "monitor",
             monitor,
-            f"must be one of {', '.join(allowed)} for --task "
-            f"{settings['task']}",
+            f"must be one of {', '.join(allowed)} for {run}",
         )
 
 

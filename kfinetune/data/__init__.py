@@ -1,7 +1,8 @@
 """Data for fine-tuning: labelled texts for classifiers, and prompts,
 chats and text pairs for generators.
 
-`LabelledTexts` holds texts with class labels; its `split` method gives a
+`LabelledTexts` holds texts (or sentence pairs) with class labels (one a
+text, or any number with multi-label data); its `split` method gives a
 `TextClassificationData` whose `train`, `validation` and `test` properties
 are `tf.data.Dataset`s of `(text, label)` ready for `model.fit`.
 

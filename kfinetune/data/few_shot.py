@@ -7,6 +7,7 @@ from kfinetune.data.labelled_texts import LabelledTexts
 from kfinetune.data.labelled_texts import TextClassificationData
 from kfinetune.data.labelled_texts import check_seed
 from kfinetune.data.labelled_texts import partition
+from kfinetune.data.labelled_texts import refuse_multi_label
 
 
 def _texts_from_dataset(dataset):
@@ -59,6 +60,7 @@ def _texts_from_dataset(dataset):
 
 
 def _sample(texts, k, seed):
+    refuse_multi_label(texts, "dataset", "a draw of `k` examples per class")
     counts = texts.class_counts()
     short = {name: n for name, n in counts.items() if n < k}
     if short:
@@ -112,8 +114,8 @@ def few_shot(dataset, k, seed=0):
     Raises:
         ValueError: if `k` is not a positive integer, `seed` is not a
             non-negative integer, `dataset` is none of the kinds above (or
-            an empty or infinite dataset), or a class has fewer than `k`
-            examples.
+            an empty or infinite dataset), is multi-label, or a class has
+            fewer than `k` examples.
 
     Example:
 

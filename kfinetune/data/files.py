@@ -7,6 +7,8 @@ import numbers
 import pathlib
 import re
 
+import numpy as np
+
 from kfinetune import checks
 from kfinetune.data import text as text_lib
 from kfinetune.data.labelled_texts import LabelledTexts
@@ -111,58 +113,185 @@ def _check_unicode(value, where, column, encoding, from_bytes):
         ) from None
 
 
-def _labelled_texts(
-    path, records, text_column, label_column, classes, encoding
-):
-    texts, labels = [], []
-    for where, text, label, from_bytes in records:
-        if not isinstance(text, str):
-            raise ValueError(
-                f"{where}: column {text_column!r} must be a string. "
-                f"Received: {text_column}={text!r}"
-            )
-        _check_unicode(text, where, text_column, encoding, from_bytes)
-        if not text.strip():
-            raise ValueError(
-                f"{where}: column {text_column!r} is empty. "
-                f"Received: {text_column}={text!r}"
-            )
-        if isinstance(label, bool) or not isinstance(
-            label, (str, numbers.Integral)
-        ):
-            raise ValueError(
-                f"{where}: column {label_column!r} must be a string or an "
-                f"integer. Received: {label_column}={label!r}"
-            )
-        label = str(label)
-        _check_unicode(label, where, label_column, encoding, from_bytes)
-        if not label.strip():
-            raise ValueError(
-                f"{where}: column {label_column!r} is empty. "
-                f"Received: {label_column}={label!r}"
-            )
-        if classes is not None and label not in classes:
-            raise ValueError(
-                f"{where}: column {label_column!r} has a label that is not "
-                f"one of the declared classes {list(classes)}. "
-                f"Received: {label_column}={label!r}"
-            )
-        texts.append(text)
-        labels.append(label)
-    class_names = classes or infer_class_names(labels)
-    index = {name: i for i, name in enumerate(class_names)}
-    return LabelledTexts(
-        texts,
-        [index[label] for label in labels],
-        class_names,
-        source=str(path),
+def _text_columns(text_column):
+    """`text_column` as a tuple: one column name, or two for sentence pairs.
+
+    Raises:
+        ValueError: if `text_column` is neither a string nor a tuple or list
+            of two different strings.
+    """
+    if isinstance(text_column, str):
+        return (text_column,)
+    if (
+        isinstance(text_column, (tuple, list))
+        and len(text_column) == 2
+        and all(isinstance(name, str) for name in text_column)
+        and text_column[0] != text_column[1]
+    ):
+        return tuple(text_column)
+    raise ValueError(
+        "`text_column` must be a column name, or a tuple of two different "
+        "column names for sentence pairs. "
+        f"Received: text_column={text_column!r}"
     )
 
 
-def _missing_column(path, name, column, available):
+def _check_multi_label_options(multi_label, label_separator):
+    checks.boolean("multi_label", multi_label)
+    if label_separator is None:
+        return "|" if multi_label else None
+    if not multi_label:
+        raise ValueError(
+            "`label_separator` splits a cell into several labels; pass "
+            "`multi_label=True` with it. "
+            f"Received: label_separator={label_separator!r}"
+        )
+    if not isinstance(label_separator, str) or not label_separator:
+        raise ValueError(
+            "`label_separator` must be a non-empty string. "
+            f"Received: label_separator={label_separator!r}"
+        )
+    return label_separator
+
+
+def _check_text(where, column, text, encoding, from_bytes):
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{where}: column {column!r} must be a string. "
+            f"Received: {column}={text!r}"
+        )
+    _check_unicode(text, where, column, encoding, from_bytes)
+    if not text.strip():
+        raise ValueError(
+            f"{where}: column {column!r} is empty. Received: {column}={text!r}"
+        )
+    return text
+
+
+def _is_label(value):
+    """Labels are strings or integers, compared as strings."""
+    return not isinstance(value, bool) and isinstance(
+        value, (str, numbers.Integral)
+    )
+
+
+def _single_label(where, column, label, encoding, from_bytes):
+    if not _is_label(label):
+        raise ValueError(
+            f"{where}: column {column!r} must be a string or an integer. "
+            f"Received: {column}={label!r}"
+        )
+    label = str(label)
+    _check_unicode(label, where, column, encoding, from_bytes)
+    if not label.strip():
+        raise ValueError(
+            f"{where}: column {column!r} is empty. Received: {column}={label!r}"
+        )
+    return label
+
+
+def _label_names(where, column, label, separator, encoding, from_bytes):
+    """A multi-label row's class names: a JSON list (`separator` is
+    `None`) or a CSV cell of names joined by `separator`."""
+    if separator is None:
+        if not isinstance(label, list):
+            raise ValueError(
+                f"{where}: column {column!r} must be a list of labels for "
+                "multi-label texts (`[]` for none). "
+                f"Received: {column}={label!r}"
+            )
+        names = label
+    else:
+        names = label.split(separator) if label else []
+        for name in names:
+            # "a | b" with `label_separator="|"` would make classes "a "
+            # and " b": say so rather than infer them.
+            if name.strip() and name != name.strip():
+                raise ValueError(
+                    f"{where}: column {column!r} has a label with spaces "
+                    f"around it, {name!r}; join the labels with "
+                    f"label_separator={separator!r} alone, or pass the "
+                    f"separator with its spaces. Received: {column}={label!r}"
+                )
+    for name in names:
+        if not _is_label(name) or not str(name).strip():
+            raise ValueError(
+                f"{where}: column {column!r} must hold labels that are "
+                "non-empty strings or integers. Received: "
+                f"{column}={label!r}"
+            )
+        _check_unicode(str(name), where, column, encoding, from_bytes)
+    names = [str(name) for name in names]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"{where}: column {column!r} repeats a label. "
+            f"Received: {column}={label!r}"
+        )
+    return names
+
+
+def _labelled_texts(
+    path,
+    records,
+    text_column,
+    label_column,
+    classes,
+    encoding,
+    multi_label=False,
+    separator=None,
+):
+    """Checks the records `(where, texts, label, from_bytes)` and returns
+    the `LabelledTexts`; a multi-label row's labels are a JSON list
+    (`separator=None`) or a CSV cell joined by `separator`."""
+    columns = _text_columns(text_column)
+    texts, labels = [], []
+    for where, values, label, from_bytes in records:
+        values = tuple(
+            _check_text(where, column, value, encoding, from_bytes)
+            for column, value in zip(columns, values, strict=True)
+        )
+        if multi_label:
+            names = _label_names(
+                where, label_column, label, separator, encoding, from_bytes
+            )
+        else:
+            label = _single_label(
+                where, label_column, label, encoding, from_bytes
+            )
+            names = [label]
+        for name in names:
+            if classes is not None and name not in classes:
+                raise ValueError(
+                    f"{where}: column {label_column!r} has a label that is "
+                    f"not one of the declared classes {list(classes)}. "
+                    f"Received: {label_column}={label!r}"
+                )
+        texts.append(values if len(values) == 2 else values[0])
+        labels.append(names)
+    class_names = classes or infer_class_names(
+        name for names in labels for name in names
+    )
+    if not class_names:
+        raise ValueError(
+            f"No row of '{path}' has a label, so there are no classes to "
+            "learn. Pass `classes` if the labels are elsewhere. "
+            f"Received: label_column={label_column!r}"
+        )
+    index = {name: i for i, name in enumerate(class_names)}
+    if multi_label:
+        targets = np.zeros((len(labels), len(class_names)), np.int32)
+        for row, names in enumerate(labels):
+            targets[row, [index[name] for name in names]] = 1
+    else:
+        targets = [index[names[0]] for names in labels]
+    return LabelledTexts(texts, targets, class_names, source=str(path))
+
+
+def _missing_column(path, name, text_column, column, available):
+    given = text_column if name == "text_column" else column
     return ValueError(
         f"'{path}' has no column {column!r}. Available columns: "
-        f"{list(available)}. Received: {name}={column!r}"
+        f"{list(available)}. Received: {name}={given!r}"
     )
 
 
@@ -191,16 +320,30 @@ def from_csv(
     delimiter=",",
     encoding="utf-8",
     errors="strict",
+    multi_label=False,
+    label_separator=None,
 ):
-    """Reads labelled texts from a CSV file with a header line.
+    """Reads labelled texts (or sentence pairs) from a CSV file with a
+    header line.
 
     Blank lines are skipped. Errors name the file, the column, the row
     (counting data rows from 1) and its line in the file (the header is
     line 1 when the file starts with it).
 
+    Sentence pairs: `text_column=("premise", "hypothesis")` reads two
+    columns, and the texts are `(premise, hypothesis)` pairs.
+
+    Multi-label (`multi_label=True`): the label cell holds the row's class
+    names joined by `label_separator` (`"|"` by default), e.g.
+    `sports|politics`; an empty cell is a text with none of the classes.
+    One column whatever the number of classes, as in JSON Lines, where the
+    label is a list; a file with a 0/1 column per class converts in one
+    line (see the Data guide).
+
     Args:
         path: the CSV file.
-        text_column: the header name of the text column.
+        text_column: the header name of the text column, or a tuple of two
+            names for sentence pairs.
         label_column: the header name of the label column.
         classes: the class names, in label order; every label must be one
             of them. `None` infers them: the sorted unique labels, sorted
@@ -210,6 +353,10 @@ def from_csv(
         errors: what to do with bytes that are not valid `encoding`:
             `"strict"` raises, `"replace"` replaces them with U+FFFD and then
             removes those, `"ignore"` drops them. Defaults to `"strict"`.
+        multi_label: whether a row may have several classes (or none).
+            Defaults to `False`.
+        label_separator: with `multi_label=True`, the string between the
+            class names of a label cell. Defaults to `None`: `"|"`.
 
     Returns:
         A `LabelledTexts` whose `source` is `str(path)`.
@@ -218,8 +365,10 @@ def from_csv(
         FileNotFoundError: if `path` does not exist.
         ValueError: if an argument is invalid, the file is empty or has no
             rows, a column is missing, a row has too few or too many values,
-            a text or label is empty, a label is not in `classes`, or (with
-            `errors="strict"`) a value has undecodable bytes.
+            a text or label is empty, a label is not in `classes`, a
+            multi-label cell repeats a label or has one with spaces around
+            it, no row has a label, or (with `errors="strict"`) a value has
+            undecodable bytes.
 
     Example:
 
@@ -227,9 +376,16 @@ def from_csv(
     texts = kfinetune.data.from_csv(
         "reviews.csv", "review", "stars", classes=["1", "2", "3", "4", "5"])
     data = texts.split(validation=0.1, test=0.1)
+
+    nli = kfinetune.data.from_csv(
+        "snli.csv", ("premise", "hypothesis"), "label")
+    topics = kfinetune.data.from_csv(
+        "news.csv", "headline", "topics", multi_label=True)  # sports|politics
     ```
     """
     classes = _check_options(encoding, errors, classes)
+    columns = _text_columns(text_column)
+    separator = _check_multi_label_options(multi_label, label_separator)
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(
             "`delimiter` must be a single character. "
@@ -238,13 +394,12 @@ def from_csv(
     content = read_text(path, encoding, errors)
     rows = _csv_rows(path, content, delimiter)
     _, header = next(rows)
-    for name, column in (
-        ("text_column", text_column),
-        ("label_column", label_column),
-    ):
+    wanted = [("text_column", column) for column in columns]
+    wanted.append(("label_column", label_column))
+    for name, column in wanted:
         if column not in header:
-            raise _missing_column(path, name, column, header)
-    text_index = header.index(text_column)
+            raise _missing_column(path, name, text_column, column, header)
+    text_indices = [header.index(column) for column in columns]
     label_index = header.index(label_column)
     rows = list(rows)
     if not rows:
@@ -258,7 +413,7 @@ def from_csv(
             if len(row) != len(header):
                 missing = [
                     column
-                    for column in (text_column, label_column)
+                    for _, column in wanted
                     if header.index(column) >= len(row)
                 ]
                 if len(row) > len(header):
@@ -272,10 +427,18 @@ def from_csv(
                     f"{where} has {values} but the header has "
                     f"{len(header)} columns{detail}. Received: row={row!r}"
                 )
-            yield where, row[text_index], row[label_index], True
+            texts = [row[index] for index in text_indices]
+            yield where, texts, row[label_index], True
 
     return _labelled_texts(
-        path, records(), text_column, label_column, classes, encoding
+        path,
+        records(),
+        text_column,
+        label_column,
+        classes,
+        encoding,
+        multi_label,
+        separator,
     )
 
 
@@ -287,16 +450,26 @@ def from_jsonl(
     *,
     encoding="utf-8",
     errors="strict",
+    multi_label=False,
 ):
-    """Reads labelled texts from a JSON Lines file, one object per line.
+    """Reads labelled texts (or sentence pairs) from a JSON Lines file, one
+    object per line.
 
     Blank lines are skipped. Labels may be strings or integers; they are
     compared as strings, so `1` and `"1"` are the same class. Errors name
     the file, the key, the row (counting objects from 1) and its line.
 
+    Sentence pairs: `text_column=("premise", "hypothesis")` reads two keys,
+    and the texts are `(premise, hypothesis)` pairs.
+
+    Multi-label (`multi_label=True`): the label is a JSON list of the
+    object's class names, e.g. `{"text": "...", "topics": ["sports",
+    "politics"]}`; `[]` is a text with none of the classes.
+
     Args:
         path: the JSON Lines file.
-        text_column: the key of the text in each object.
+        text_column: the key of the text in each object, or a tuple of two
+            keys for sentence pairs.
         label_column: the key of the label in each object.
         classes: the class names, in label order; every label must be one
             of them. `None` infers them: the sorted unique labels, sorted
@@ -305,6 +478,8 @@ def from_jsonl(
         errors: what to do with bytes that are not valid `encoding`:
             `"strict"` raises, `"replace"` replaces them with U+FFFD and then
             removes those, `"ignore"` drops them. Defaults to `"strict"`.
+        multi_label: whether the labels are lists of class names. Defaults
+            to `False`.
 
     Returns:
         A `LabelledTexts` whose `source` is `str(path)`.
@@ -314,17 +489,24 @@ def from_jsonl(
         ValueError: if an argument is invalid, the file is empty, a line is
             not a JSON object, no object has a key, an object lacks a key,
             a text is empty or not a string, a label is empty or neither a
-            string nor an integer, a label is not in `classes`, or (with
-            `errors="strict"`) a value has undecodable bytes.
+            string nor an integer, a multi-label label is not a list or
+            repeats a name, a label is not in `classes`, no object has a
+            label, or (with `errors="strict"`) a value has undecodable
+            bytes.
 
     Example:
 
     ```python
     texts = kfinetune.data.from_jsonl("reviews.jsonl", "review", "stars")
     data = texts.split(validation=0.1, test=0.1)
+
+    topics = kfinetune.data.from_jsonl(
+        "news.jsonl", "headline", "topics", multi_label=True)
     ```
     """
     classes = _check_options(encoding, errors, classes)
+    columns = _text_columns(text_column)
+    checks.boolean("multi_label", multi_label)
     content = read_text(path, encoding, errors)
     objects = []
     # Only "\n" ends a line: JSON strings may hold U+2028 and other
@@ -349,23 +531,29 @@ def from_jsonl(
         where = f"Row {len(objects) + 1} (line {line_number}) of '{path}'"
         objects.append((where, value, bool(ESCAPED_BYTES.search(line))))
     keys = dict.fromkeys(key for _, value, _ in objects for key in value)
-    for name, column in (
-        ("text_column", text_column),
-        ("label_column", label_column),
-    ):
+    wanted = [("text_column", column) for column in columns]
+    wanted.append(("label_column", label_column))
+    for name, column in wanted:
         if column not in keys:
-            raise _missing_column(path, name, column, keys)
+            raise _missing_column(path, name, text_column, column, keys)
 
     def records():
         for where, value, from_bytes in objects:
-            for column in (text_column, label_column):
+            for _, column in wanted:
                 if column not in value:
                     raise ValueError(
                         f"{where} has no key {column!r}. "
                         f"Received: keys {list(value)}"
                     )
-            yield where, value[text_column], value[label_column], from_bytes
+            texts = [value[column] for column in columns]
+            yield where, texts, value[label_column], from_bytes
 
     return _labelled_texts(
-        path, records(), text_column, label_column, classes, encoding
+        path,
+        records(),
+        text_column,
+        label_column,
+        classes,
+        encoding,
+        multi_label,
     )

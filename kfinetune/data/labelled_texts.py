@@ -1,4 +1,6 @@
-"""`LabelledTexts` and `TextClassificationData`: texts, labels and splits."""
+"""`LabelledTexts` and `TextClassificationData`: texts (or pairs of
+texts), their labels (one class each, or any number of classes each), and
+splits."""
 
 import dataclasses
 import numbers
@@ -8,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune.data.iterative_stratification import iterative_partition
 
 SPLITS = ("train", "validation", "test")
 
@@ -195,26 +198,142 @@ def _resolve_size(name, value, total):
     return int(round(value * total))
 
 
+def refuse_pairs(texts, name, purpose, hint=""):
+    """Raises when the `LabelledTexts` `texts` holds sentence pairs, which
+    `purpose` (e.g. `"masked language modelling"`) cannot take; `hint`
+    says what to do instead.
+
+    Args:
+        texts: the value received; anything but a `LabelledTexts` of
+            pairs passes.
+        name: the argument's name, for the message.
+        purpose: what takes single texts only, for the message.
+        hint: what to do instead. Defaults to `""`.
+
+    Raises:
+        ValueError: if `texts` is a `LabelledTexts` of sentence pairs.
+
+    Example:
+
+    ```python
+    kfinetune.data.labelled_texts.refuse_pairs(pool, "pool", "a query")
+    ```
+    """
+    if isinstance(texts, LabelledTexts) and texts.pairs:
+        raise ValueError(
+            f"`{name}` holds sentence pairs, and {purpose} takes single "
+            f"texts.{' ' + hint if hint else ''} Received: {name}={texts!r}"
+        )
+
+
+def refuse_multi_label(texts, name, purpose):
+    """Raises when the `LabelledTexts` `texts` is multi-label, which
+    `purpose` (e.g. `"a draw of k examples per class"`) cannot take.
+
+    Args:
+        texts: the value received; anything but a multi-label
+            `LabelledTexts` passes.
+        name: the argument's name, for the message.
+        purpose: what needs one class a text, for the message.
+
+    Raises:
+        ValueError: if `texts` is a multi-label `LabelledTexts`.
+
+    Example:
+
+    ```python
+    kfinetune.data.labelled_texts.refuse_multi_label(
+        texts, "dataset", "a draw of `k` examples per class")
+    ```
+    """
+    if isinstance(texts, LabelledTexts) and texts.multi_label:
+        raise ValueError(
+            f"`{name}` is multi-label (a text may have several classes or "
+            f"none), and {purpose} needs one class per text. "
+            f"Received: {name}={texts!r}"
+        )
+
+
+def _check_texts(given):
+    texts = np.array(given, dtype=object)
+    if texts.ndim not in (1, 2) or (texts.ndim == 2 and texts.shape[1] != 2):
+        raise ValueError(
+            "`texts` must hold strings, or `(a, b)` pairs of strings for "
+            f"sentence-pair tasks. Received: texts with shape {texts.shape}"
+        )
+    for index, text in np.ndenumerate(texts):
+        if not isinstance(text, str):
+            at = "][".join(str(i) for i in index)
+            raise ValueError(
+                f"`texts` must hold strings; texts[{at}] is a "
+                f"{type(text).__name__}. Received: {text!r}"
+            )
+    return texts
+
+
+def _check_labels(given, num_classes):
+    labels = np.array(given)
+    if labels.ndim == 2:
+        if labels.shape[1] != num_classes or (
+            labels.size and not np.isin(labels, (0, 1)).all()
+        ):
+            raise ValueError(
+                "Multi-label `labels` must be a multi-hot matrix of 0 and 1 "
+                f"with one column per class name ({num_classes}). Received: "
+                f"labels with shape {labels.shape}"
+            )
+        return labels.astype(np.int32)
+    if labels.ndim != 1:
+        raise ValueError(
+            "`labels` must be 1-D class indices, or a 2-D multi-hot matrix "
+            f"for multi-label texts. Received: labels with shape {labels.shape}"
+        )
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            "`labels` must be integer class indices. "
+            f"Received: labels with dtype {labels.dtype}"
+        )
+    outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if outside.size:
+        first = outside[0]
+        raise ValueError(
+            f"`labels` must be in [0, {num_classes}) for {num_classes} class "
+            f"names; labels[{first}] is not. "
+            f"Received: labels[{first}]={labels[first]}"
+        )
+    return labels.astype(np.int32)
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class LabelledTexts:
-    """Texts with one class label each.
+    """Texts, or pairs of texts, with their class labels.
+
+    Single texts or sentence pairs (`[CLS] a [SEP] b [SEP]`: natural
+    language inference, paraphrase), each with one class, or with any
+    number of classes (multi-label: a sigmoid per class). Which it is
+    follows from the shapes of `texts` and `labels`; `pairs` and
+    `multi_label` say it.
 
     The arrays are copied and made read-only, so a `LabelledTexts` can be
     shared (the loaders cache them) without one user changing another's.
 
     Args:
-        texts: a 1-D sequence of Python strings; stored as an object array.
-        labels: a 1-D sequence of class indices into `class_names`; stored
-            as an int32 array.
+        texts: a sequence of Python strings, stored as a 1-D object array;
+            or of `(a, b)` string pairs, stored as an `(n, 2)` object array.
+        labels: a 1-D sequence of class indices into `class_names`, one
+            class per text; or a multi-hot matrix of 0 and 1, one row per
+            text and one column per class name (multi-label: a row may
+            have several ones, or none). Stored as int32.
         class_names: the class names, in label order.
         source: where the texts came from, e.g. a file path. Defaults to
             `""`.
 
     Raises:
-        ValueError: if `texts` or `labels` is not 1-D, a text is not a
-            string, their lengths differ, a label is not an integer in
-            `[0, len(class_names))`, or `class_names` is empty or has
-            duplicates.
+        ValueError: if `texts` holds something other than strings or pairs
+            of strings, the lengths of `texts` and `labels` differ, a label
+            is not an integer in `[0, len(class_names))` (or a multi-hot row
+            is not 0s and 1s, one per class), or `class_names` is empty or
+            has duplicates.
 
     Example:
 
@@ -226,6 +345,12 @@ class LabelledTexts:
     )
     data = texts.split(validation=1, test=1)
     model.fit(data.train.batch(32), validation_data=data.validation.batch(32))
+
+    pairs = kfinetune.data.LabelledTexts(
+        texts=[("a man sleeps", "a person rests"), ("it rains", "it is dry")],
+        labels=[[1, 0], [0, 1]],  # multi-hot: one column per class
+        class_names=("entailment", "contradiction"),
+    )
     ```
     """
 
@@ -248,43 +373,14 @@ class LabelledTexts:
                 "`class_names` must not contain duplicates. "
                 f"Received: class_names={self.class_names!r}"
             )
-        texts = np.array(self.texts, dtype=object)
-        if texts.ndim != 1:
-            raise ValueError(
-                f"`texts` must be 1-D. Received: texts with shape {texts.shape}"
-            )
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"`texts` must hold strings; texts[{index}] is a "
-                    f"{type(text).__name__}. Received: {text!r}"
-                )
-        labels = np.array(self.labels)
-        if labels.ndim != 1:
-            raise ValueError(
-                "`labels` must be 1-D. "
-                f"Received: labels with shape {labels.shape}"
-            )
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                "`labels` must be integer class indices. "
-                f"Received: labels with dtype {labels.dtype}"
-            )
+        texts = _check_texts(self.texts)
+        labels = _check_labels(self.labels, len(class_names))
         if len(labels) != len(texts):
             raise ValueError(
                 "`texts` and `labels` must have the same length. "
                 f"Received: len(texts)={len(texts)}, "
                 f"len(labels)={len(labels)}"
             )
-        outside = np.flatnonzero((labels < 0) | (labels >= len(class_names)))
-        if outside.size:
-            first = outside[0]
-            raise ValueError(
-                f"`labels` must be in [0, {len(class_names)}) for "
-                f"{len(class_names)} class names; labels[{first}] is not. "
-                f"Received: labels[{first}]={labels[first]}"
-            )
-        labels = labels.astype(np.int32)
         texts.flags.writeable = False
         labels.flags.writeable = False
         object.__setattr__(self, "texts", texts)
@@ -292,18 +388,33 @@ class LabelledTexts:
         object.__setattr__(self, "class_names", class_names)
         object.__setattr__(self, "source", str(self.source))
 
+    @property
+    def pairs(self):
+        """Whether the texts are `(a, b)` sentence pairs."""
+        return self.texts.ndim == 2
+
+    @property
+    def multi_label(self):
+        """Whether the labels are multi-hot rows (any number of classes a
+        text) rather than one class index a text."""
+        return self.labels.ndim == 2
+
     def __len__(self):
         return len(self.texts)
 
     def __repr__(self):
         source = f", source={self.source!r}" if self.source else ""
+        kind = "text pairs" if self.pairs else "texts"
+        multi = ", multi_label=True" if self.multi_label else ""
         return (
-            f"LabelledTexts({len(self)} texts, "
-            f"class_counts={self.class_counts()}{source})"
+            f"LabelledTexts({len(self)} {kind}, "
+            f"class_counts={self.class_counts()}{multi}{source})"
         )
 
     def class_counts(self):
-        """The number of texts of each class.
+        """The number of texts of each class (multi-label: the number of
+        texts that have it, so the counts may add up to more or fewer than
+        the texts).
 
         Returns:
             A dict mapping each class name, in label order, to its count.
@@ -314,7 +425,10 @@ class LabelledTexts:
         texts.class_counts()  # {"negative": 1, "positive": 2}
         ```
         """
-        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        if self.multi_label:
+            counts = self.labels.sum(axis=0)
+        else:
+            counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {
             name: int(count)
             for name, count in zip(self.class_names, counts, strict=True)
@@ -344,7 +458,13 @@ class LabelledTexts:
         )
 
     def as_dataset(self, shuffle=True, seed=0):
-        """An unbatched `tf.data.Dataset` of `(text, label)` pairs.
+        """An unbatched `tf.data.Dataset` of `(text, label)` elements.
+
+        Sentence pairs come as `((a, b), label)`: keras-hub's text
+        classifier preprocessors pack a tuple of two string tensors as
+        `[CLS] a [SEP] b [SEP]`, so `fit` takes the batches as they are.
+        Multi-label targets come as float32 multi-hot vectors, what
+        `keras.losses.BinaryCrossentropy` takes.
 
         Args:
             shuffle: whether to shuffle. The buffer holds every example, so
@@ -355,7 +475,8 @@ class LabelledTexts:
 
         Returns:
             A `tf.data.Dataset` whose elements are a scalar `tf.string` text
-            and a scalar `tf.int32` label.
+            (for pairs, a tuple of two) and a scalar `tf.int32` label (for
+            multi-label texts, a `(num_classes,)` `tf.float32` vector).
 
         Example:
 
@@ -364,12 +485,16 @@ class LabelledTexts:
         ```
         """
         seed = check_seed(seed)
-        dataset = tf.data.Dataset.from_tensor_slices(
-            (
-                tf.constant(self.texts.tolist(), dtype=tf.string),
-                tf.constant(self.labels, dtype=tf.int32),
+        if self.pairs:
+            texts = tuple(
+                tf.constant(self.texts[:, i].tolist(), dtype=tf.string)
+                for i in range(2)
             )
-        )
+        else:
+            texts = tf.constant(self.texts.tolist(), dtype=tf.string)
+        dtype = tf.float32 if self.multi_label else tf.int32
+        labels = tf.constant(self.labels, dtype=dtype)
+        dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
         if shuffle:
             dataset = dataset.shuffle(
                 max(len(self), 1), seed=seed, reshuffle_each_iteration=True
@@ -383,6 +508,10 @@ class LabelledTexts:
         an integer an absolute number of texts; train gets the rest. With
         `stratify=True` every split has the class proportions of the whole,
         rounded by largest remainder so the split sizes are exact.
+        Multi-label texts are stratified by iterative stratification
+        (`kfinetune.data.iterative_stratification.iterative_partition`):
+        each class's share is kept as nearly as the texts' other classes
+        allow, rare classes first, and the split sizes are exact too.
 
         Args:
             validation: the validation size, a fraction in `[0, 1)` or a
@@ -428,6 +557,21 @@ class LabelledTexts:
                 f"of the {total} texts and leave none for training. "
                 f"Received: validation={validation!r}, test={test!r}"
             )
+        if stratify and self.multi_label:
+            test, validation, train = iterative_partition(
+                self.labels,
+                [num_test, num_validation, total - num_test - num_validation],
+                seed,
+            )
+            return TextClassificationData(
+                splits={
+                    "train": self.subset(train),
+                    "validation": self.subset(validation),
+                    "test": self.subset(test),
+                },
+                class_names=self.class_names,
+                seed=seed,
+            )
         if stratify:
             labels = self.labels
             class_sizes = np.bincount(labels, minlength=len(self.class_names))
@@ -453,13 +597,15 @@ class TextClassificationData:
 
     Args:
         splits: a dict mapping `"train"`, `"validation"` and `"test"` to
-            `LabelledTexts` that share `class_names`.
+            `LabelledTexts` that share `class_names`, and are all single
+            texts or all pairs, all single-label or all multi-label.
         class_names: the class names, in label order.
         seed: the seed of the train shuffle. Defaults to `0`.
 
     Raises:
         ValueError: if a split is missing or unknown, is not a
-            `LabelledTexts`, or has other class names.
+            `LabelledTexts`, has other class names, or differs from the
+            train split in `pairs` or `multi_label`.
 
     Example:
 
@@ -494,11 +640,30 @@ class TextClassificationData:
                     f"{split.class_names}, not {class_names}. "
                     f"Received: class_names={self.class_names!r}"
                 )
+            train = self.splits["train"]
+            for kind in ("pairs", "multi_label"):
+                if getattr(split, kind) != getattr(train, kind):
+                    raise ValueError(
+                        f"`splits[{name!r}]` has {kind}="
+                        f"{getattr(split, kind)} and the train split "
+                        f"{kind}={getattr(train, kind)}: every split must be "
+                        f"of one kind. Received: splits[{name!r}]={split!r}"
+                    )
         object.__setattr__(
             self, "splits", {name: self.splits[name] for name in SPLITS}
         )
         object.__setattr__(self, "class_names", class_names)
         object.__setattr__(self, "seed", check_seed(self.seed))
+
+    @property
+    def pairs(self):
+        """Whether the texts are `(a, b)` sentence pairs."""
+        return self.splits["train"].pairs
+
+    @property
+    def multi_label(self):
+        """Whether the labels are multi-hot (any number of classes a text)."""
+        return self.splits["train"].multi_label
 
     @property
     def train(self):
@@ -518,9 +683,14 @@ class TextClassificationData:
     def __repr__(self):
         width = max(len(name) for name in SPLITS) + 1
         digits = max(len(str(len(split))) for split in self.splits.values())
+        kinds = "".join(
+            f", {kind}=True"
+            for kind in ("pairs", "multi_label")
+            if getattr(self, kind)
+        )
         lines = [
             f"TextClassificationData(class_names={self.class_names}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}{kinds})"
         ]
         for name, split in self.splits.items():
             counts = ", ".join(

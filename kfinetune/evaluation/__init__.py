@@ -1,5 +1,5 @@
-"""Evaluation: classification, sequence-labelling and generation metrics
-and reports."""
+"""Evaluation: classification (single- and multi-label), sequence-labelling
+and generation metrics and reports."""
 
 from kfinetune.evaluation.bleu import BLEUScore
 from kfinetune.evaluation.bleu import corpus_bleu
@@ -8,8 +8,10 @@ from kfinetune.evaluation.bleu import tokenize_13a
 from kfinetune.evaluation.chrf import corpus_chrf
 from kfinetune.evaluation.chrf import sentence_chrf
 from kfinetune.evaluation.classification import ClassificationReport
+from kfinetune.evaluation.classification import MultiLabelReport
 from kfinetune.evaluation.classification import classification_report
 from kfinetune.evaluation.classification import evaluate_classifier
+from kfinetune.evaluation.classification import multi_label_report
 from kfinetune.evaluation.confusion import plot_confusion_matrix
 from kfinetune.evaluation.generation import GenerationReport
 from kfinetune.evaluation.generation import evaluate_generator
@@ -28,6 +30,7 @@ __all__ = [
     "ClassificationReport",
     "GenerationReport",
     "LanguageModelReport",
+    "MultiLabelReport",
     "SequenceLabellingReport",
     "classification_report",
     "corpus_bleu",
@@ -38,6 +41,7 @@ __all__ = [
     "evaluate_language_model",
     "extract_entities",
     "generation_report",
+    "multi_label_report",
     "plot_confusion_matrix",
     "sentence_bleu",
     "sentence_chrf",

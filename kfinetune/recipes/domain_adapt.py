@@ -11,6 +11,7 @@ import tensorflow as tf
 from kfinetune import checks
 from kfinetune.compiling import compile_and_build
 from kfinetune.data.labelled_texts import LabelledTexts
+from kfinetune.data.labelled_texts import refuse_pairs
 
 _SHUFFLE_BUFFER = 10_000
 
@@ -34,6 +35,13 @@ def _backbone_of(model):
 
 def _texts_dataset(texts):
     if isinstance(texts, LabelledTexts):
+        refuse_pairs(
+            texts,
+            "texts",
+            "masked language modelling",
+            hint="Pass `texts.texts.ravel()` to adapt to both sides of "
+            "the pairs as single texts.",
+        )
         texts = texts.texts
     if isinstance(texts, tf.data.Dataset):
         spec = texts.element_spec
@@ -185,7 +193,8 @@ def domain_adapt(
 
     Raises:
         ValueError: before any training, when `texts` is empty or holds a
-            non-string, the model has no BERT backbone, the tokenizer is
+            non-string or sentence pairs, the model has no BERT backbone,
+            the tokenizer is
             missing or does not match it, or an argument is out of range.
 
     Example:

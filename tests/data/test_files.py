@@ -387,3 +387,159 @@ def test_jsonl_rejects_bad_options(tmp_path):
         from_jsonl(path, "text", "label", errors="backslash")
     with pytest.raises(ValueError, match=r"Received: classes=\[1, '1'\]"):
         from_jsonl(path, "text", "label", classes=[1, "1"])
+
+
+def test_csv_and_jsonl_read_sentence_pairs(tmp_path):
+    path = write(
+        tmp_path,
+        "nli.csv",
+        "premise,hypothesis,label\na man sleeps,a person rests,yes\n"
+        "it rains,it is dry,no\n",
+    )
+    texts = from_csv(path, ("premise", "hypothesis"), "label")
+    assert texts.pairs and not texts.multi_label
+    assert texts.texts.tolist() == [
+        ["a man sleeps", "a person rests"],
+        ["it rains", "it is dry"],
+    ]
+    assert texts.labels.tolist() == [1, 0]
+    path = write(
+        tmp_path,
+        "nli.jsonl",
+        jsonl({"q": "who?", "a": "me", "label": 1}, {"q": "why", "a": "so"}),
+    )
+    with pytest.raises(
+        ValueError,
+        match=where(path, 2, 2)
+        + re.escape(" has no key 'label'. Received: keys ['q', 'a']"),
+    ):
+        from_jsonl(path, ["q", "a"], "label")
+
+
+def test_multi_label_csv_cells_and_jsonl_lists(tmp_path):
+    path = write(
+        tmp_path,
+        "news.csv",
+        "text,topics\nfirst,sport|music\nsecond,\nthird,music\n",
+    )
+    texts = from_csv(path, "text", "topics", multi_label=True)
+    assert texts.multi_label and texts.class_names == ("music", "sport")
+    # An empty cell is a text with none of the classes.
+    assert texts.labels.tolist() == [[1, 1], [0, 0], [1, 0]]
+    # One label a row unless asked: "sport|music" is then one class.
+    path = write(tmp_path, "one.csv", "text,topics\nfirst,sport|music\n")
+    assert from_csv(path, "text", "topics").class_names == ("sport|music",)
+    path = write(tmp_path, "news.tsv", "text\ttopics\na\tsport; music\n")
+    texts = from_csv(
+        path,
+        "text",
+        "topics",
+        ["sport", "music", "arts"],
+        delimiter="\t",
+        multi_label=True,
+        label_separator="; ",
+    )
+    assert texts.labels.tolist() == [[1, 1, 0]]
+    path = write(
+        tmp_path,
+        "news.jsonl",
+        jsonl(
+            {"text": "a", "topics": ["sport", 2]},
+            {"text": "b", "topics": []},
+        ),
+    )
+    texts = from_jsonl(path, "text", "topics", multi_label=True)
+    assert texts.class_names == ("2", "sport")
+    assert texts.labels.tolist() == [[1, 1], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "match"),
+    [
+        (
+            "text,l\na,x | y\n",
+            {"multi_label": True},
+            ": column 'l' has a label with spaces around it, 'x '; join the "
+            "labels with label_separator='|' alone, or pass the separator "
+            "with its spaces. Received: l='x | y'",
+        ),
+        (
+            "text,l\na,x|x\n",
+            {"multi_label": True},
+            ": column 'l' repeats a label. Received: l='x|x'",
+        ),
+        (
+            "text,l\na,x||y\n",
+            {"multi_label": True},
+            ": column 'l' must hold labels that are non-empty strings or "
+            "integers. Received: l='x||y'",
+        ),
+        (
+            "text,l\na,x|z\n",
+            {"multi_label": True, "classes": ["x", "y"]},
+            ": column 'l' has a label that is not one of the declared "
+            "classes ['x', 'y']. Received: l='x|z'",
+        ),
+    ],
+)
+def test_multi_label_csv_cells_name_the_row(tmp_path, content, kwargs, match):
+    path = write(tmp_path, "f.csv", content)
+    with pytest.raises(ValueError, match=where(path, 1, 2) + re.escape(match)):
+        from_csv(path, "text", "l", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("x", "must be a list of labels for multi-label texts"),
+        (["x", True], "must hold labels that are non-empty strings"),
+        (["x", ""], "must hold labels that are non-empty strings"),
+        (["x", "x"], "repeats a label"),
+    ],
+)
+def test_multi_label_jsonl_lists_name_the_row(tmp_path, value, match):
+    path = write(tmp_path, "f.jsonl", jsonl({"text": "a", "l": value}))
+    with pytest.raises(ValueError, match=where(path, 1, 1) + ".*" + match):
+        from_jsonl(path, "text", "l", multi_label=True)
+
+
+def test_multi_label_file_without_any_label(tmp_path):
+    path = write(tmp_path, "f.csv", "text,l\na,\nb,\n")
+    with pytest.raises(
+        ValueError, match="No row of .* has a label.*Received: label_column='l'"
+    ):
+        from_csv(path, "text", "l", multi_label=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"text_column": ("text",)},
+            r"two different column names for sentence pairs. "
+            r"Received: text_column=\('text',\)",
+        ),
+        (
+            {"text_column": ["text", "text"]},
+            r"Received: text_column=\['text', 'text'\]",
+        ),
+        (
+            {"text_column": ("text", "body")},
+            r"has no column 'body'.*Received: text_column=\('text', 'body'\)",
+        ),
+        (
+            {"label_separator": "|"},
+            r"pass `multi_label=True` with it. Received: label_separator='\|'",
+        ),
+        (
+            {"multi_label": True, "label_separator": ""},
+            "non-empty string. Received: label_separator=''",
+        ),
+        ({"multi_label": 1}, "True or False. Received: multi_label=1"),
+    ],
+)
+def test_pair_and_multi_label_options_are_checked(tmp_path, kwargs, match):
+    path = write(tmp_path, "f.csv", "text,label\na,x\n")
+    kwargs = {"text_column": "text", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        from_csv(path, label_column="label", **kwargs)

@@ -63,11 +63,26 @@ def test_copies_its_inputs():
         ),
         (
             {"texts": [["a"], ["b"]], "labels": [0, 1]},
-            r"`texts` must be 1-D. Received: texts with shape \(2, 1\)",
+            r"strings, or `\(a, b\)` pairs of strings for sentence-pair "
+            r"tasks. Received: texts with shape \(2, 1\)",
+        ),
+        (
+            {"texts": [("a", 1)], "labels": [0]},
+            r"texts\[0\]\[1\] is a int. Received: 1",
         ),
         (
             {"texts": ["a"], "labels": [[0]]},
-            r"`labels` must be 1-D. Received: labels with shape \(1, 1\)",
+            r"one column per class name \(2\). Received: labels with shape "
+            r"\(1, 1\)",
+        ),
+        (
+            {"texts": ["a"], "labels": [[0, 2]]},
+            r"multi-hot matrix of 0 and 1 .*Received: labels with shape "
+            r"\(1, 2\)",
+        ),
+        (
+            {"texts": ["a"], "labels": [[[0]]]},
+            r"2-D multi-hot matrix .*Received: labels with shape \(1, 1, 1\)",
         ),
         (
             {"texts": ["a"], "labels": [0.5]},
@@ -349,3 +364,107 @@ def test_infer_class_names_sorts_integers_numerically():
     assert infer(["-1", "1", "0"]) == ("-1", "0", "1")
     assert infer(["10", "2", "b"]) == ("10", "2", "b")
     assert infer(["pos", "neg"]) == ("neg", "pos")
+
+
+TOPICS = ("arts", "music", "sport")
+
+
+def topics(count=60):
+    """`count` multi-label texts: "sport" is common, "arts" rare, some
+    texts have no topic and some two."""
+    labels = np.zeros((count, 3), np.int32)
+    labels[::2, 2] = 1
+    labels[::3, 1] = 1
+    labels[::10, 0] = 1
+    return LabelledTexts([f"text {i}" for i in range(count)], labels, TOPICS)
+
+
+def test_pairs_and_multi_label_texts():
+    texts = LabelledTexts(
+        [("a man sleeps", "a person rests"), ("it rains", "it is dry")],
+        [[1, 1, 0], [0, 0, 0]],
+        TOPICS,
+        source="nli.csv",
+    )
+    assert texts.pairs and texts.multi_label
+    assert texts.texts.shape == (2, 2) and texts.labels.dtype == np.int32
+    assert texts.class_counts() == {"arts": 1, "music": 1, "sport": 0}
+    assert repr(texts) == (
+        "LabelledTexts(2 text pairs, class_counts={'arts': 1, 'music': 1, "
+        "'sport': 0}, multi_label=True, source='nli.csv')"
+    )
+    subset = texts.subset([1])
+    assert subset.texts.tolist() == [["it rains", "it is dry"]]
+    (pair, label), *_ = subset.as_dataset().as_numpy_iterator()
+    assert pair == (b"it rains", b"it is dry")
+    assert label.dtype == np.float32 and label.tolist() == [0, 0, 0]
+    # An empty subset keeps its kind, so splits of it agree.
+    empty = texts.subset([])
+    assert empty.pairs and empty.multi_label
+    spec = empty.as_dataset().element_spec
+    assert spec[1].shape == (3,) and len(spec[0]) == 2
+
+
+def test_multi_label_split_is_stratified_exact_and_deterministic():
+    texts = topics()
+    data = texts.split(validation=0.2, test=0.2, seed=1)
+    assert data.multi_label and not data.pairs
+    sizes = {name: len(split) for name, split in data.splits.items()}
+    assert sizes == {"train": 36, "validation": 12, "test": 12}
+    parts = [set(split.texts) for split in data.splits.values()]
+    assert set.union(*parts) == set(texts.texts)
+    assert sum(len(part) for part in parts) == len(texts)
+    # Each class's share within one text of its quota in every split.
+    totals = np.array(list(texts.class_counts().values()))
+    for name, split in data.splits.items():
+        counts = np.array(list(split.class_counts().values()))
+        quota = totals * len(split) / len(texts)
+        assert np.all(np.abs(counts - quota) <= 1), (name, counts, quota)
+    again = texts.split(validation=0.2, test=0.2, seed=1)
+    for name in data.splits:
+        assert data.splits[name].texts.tolist() == (
+            again.splits[name].texts.tolist()
+        )
+    other = texts.split(validation=0.2, test=0.2, seed=2)
+    assert other.splits["test"].texts.tolist() != (
+        data.splits["test"].texts.tolist()
+    )
+    unstratified = texts.split(validation=5, test=5, stratify=False)
+    assert len(unstratified.splits["test"]) == 5
+    assert repr(data).splitlines()[0].endswith("seed=1, multi_label=True)")
+
+
+def test_iterative_partition_refuses_sizes_that_do_not_add_up():
+    from kfinetune.data import iterative_stratification
+
+    with pytest.raises(ValueError, match=r"Received: sizes=\[1, 1\]"):
+        iterative_stratification.iterative_partition(
+            topics(4).labels, [1, 1], seed=0
+        )
+
+
+def test_data_refuses_splits_of_different_kinds():
+    texts = topics(4)
+    single = LabelledTexts(["a"], [0], TOPICS)
+    with pytest.raises(
+        ValueError,
+        match=r"`splits\['test'\]` has multi_label=False and the train split "
+        "multi_label=True",
+    ):
+        TextClassificationData(
+            {"train": texts, "validation": texts, "test": single}, TOPICS
+        )
+
+
+def test_what_needs_one_class_or_single_texts_refuses_the_others():
+    from kfinetune import active
+    from kfinetune import data
+    from kfinetune.active import pool as pool_lib
+
+    with pytest.raises(ValueError, match="is multi-label .* needs one class"):
+        data.few_shot(topics(), k=1)
+    pairs = LabelledTexts([("a", "b")], [0], TOPICS)
+    with pytest.raises(ValueError, match="`pool` holds sentence pairs"):
+        pool_lib.as_items(pairs)
+    with pytest.raises(ValueError, match="`pool` is multi-label"):
+        active.simulate(lambda: None, topics(), topics(), budgets=[10])

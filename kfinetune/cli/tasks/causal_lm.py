@@ -298,5 +298,5 @@ def predict_rows(model, texts, run, batch_size, max_new_tokens=None):
     ]
 
 
-def blank_row(text):
+def blank_row(text, run):
     return {"prompt": text, "generated": None}

@@ -461,7 +461,7 @@ def export_difference(folder, examples, expected, data, settings):
     return float(np.max(np.abs(served - expected)))
 
 
-def check_inputs(texts):
+def check_inputs(texts, run):
     """Any text is a prompt or a source."""
 
 

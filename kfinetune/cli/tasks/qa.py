@@ -313,7 +313,7 @@ def export_difference(folder, examples, logits, data, settings):
     return differ / max(1, len(examples))
 
 
-def check_inputs(lines):
+def check_inputs(lines, run):
     """Each line is a question and its context, separated by a tab."""
     from kfinetune.cli import errors
 
@@ -347,7 +347,7 @@ def predict_rows(model, lines, run, batch_size):
     ]
 
 
-def blank_row(text):
+def blank_row(text, run):
     return {"question": None, "context": None, "answer": None}
 
 

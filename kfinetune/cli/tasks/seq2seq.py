@@ -200,5 +200,5 @@ def predict_rows(model, texts, run, batch_size, max_new_tokens=None):
     ]
 
 
-def blank_row(text):
+def blank_row(text, run):
     return {"source": text, "generated": None}

@@ -313,7 +313,7 @@ def export_difference(folder, sentences, predictions, data, settings):
     return differ / max(1, words)
 
 
-def check_inputs(texts):
+def check_inputs(texts, run):
     """Any sentence can be tagged (its words are split at whitespace)."""
 
 
@@ -340,7 +340,7 @@ def predict_rows(model, texts, run, batch_size):
     ]
 
 
-def blank_row(text):
+def blank_row(text, run):
     return {"text": text, "words": [], "tags": []}
 
 
