@@ -7,6 +7,7 @@ import numbers
 import keras
 import numpy as np
 
+from kfinetune import checks
 from kfinetune.evaluation import confusion as confusion_lib
 
 
@@ -329,15 +330,7 @@ def classification_report(y_true, y_pred, class_names, sample_weight=None):
 
 def _check_threshold(threshold):
     """A multi-label threshold: a probability strictly between 0 and 1."""
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not 0 < threshold < 1
-    ):
-        raise ValueError(
-            "`threshold` must be a probability in (0, 1): the score above "
-            f"which a class is predicted. Received: threshold={threshold!r}"
-        )
+    checks.in_range("threshold", threshold, 0, 1, low_closed=False)
     return float(threshold)
 
 

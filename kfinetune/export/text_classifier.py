@@ -2,8 +2,6 @@
 that reads raw text (or sentence pairs), and `load_text_classifier`, which
 loads any of kfinetune's text SavedModels."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
@@ -19,15 +17,7 @@ def _check_threshold(threshold, multi_label):
             "model predicts a class; pass `multi_label=True` with it. "
             f"Received: threshold={threshold!r}"
         )
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not 0 < threshold < 1
-    ):
-        raise ValueError(
-            "`threshold` must be a probability in (0, 1). "
-            f"Received: threshold={threshold!r}"
-        )
+    checks.in_range("threshold", threshold, 0, 1, low_closed=False)
     return float(threshold)
 
 
