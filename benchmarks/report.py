@@ -120,6 +120,10 @@ REFERENCES = {
         "prefix": "reported (known to lag on small models)",
         "prompt": "reported (known to lag on small models)",
         "lora_int8": "target within 1.0 point of lora",
+        "dora": "reported, against lora",
+        "rslora": "reported, against lora",
+        "pissa": "reported, against lora",
+        "lora_plus": "reported, against lora",
     },
 }
 
