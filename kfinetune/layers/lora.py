@@ -534,10 +534,11 @@ class LoRA(keras.layers.Wrapper):
     def merged_kernel(self):
         """The kernel with the update folded in: `W + s·A·B`, or for DoRA
         `m * (W + s·A·B) / ||W + s·A·B||` (the norm per output unit)."""
-        weight = self.kernel + self.delta()
+        delta = self.delta()
+        weight = self.kernel + delta
         if not self.use_dora:
             return weight
-        factor = self._magnitude() / self._column_norm(self.delta())
+        factor = self._magnitude() / self._column_norm(delta)
         return ops.cast(weight * factor, self.kernel.dtype)
 
     def _magnitude(self):

@@ -98,17 +98,8 @@ def build_model(settings, labels):
     """The preset's causal LM, its preprocessor padding to
     `--sequence-length` (`labels` is `None`)."""
     from kfinetune import presets
-    from kfinetune.cli import errors
 
-    model = presets.causal_lm(
-        settings["preset"], sequence_length=settings["sequence_length"]
-    )
-    if model.preprocessor is None:
-        raise errors.UsageError(
-            "--preset has no tokenizer, and --task causal-lm reads and "
-            f"writes text. Received: --preset={settings['preset']}"
-        )
-    return model
+    return generator.build(settings, presets.causal_lm)
 
 
 def load_preset(folder, settings):

@@ -123,6 +123,23 @@ def labels(data):
     return None
 
 
+def build(settings, make):
+    """`make(--preset, sequence_length=--sequence-length)`, a keras-hub
+    generator, refused without a tokenizer: the task reads and writes
+    text."""
+    from kfinetune.cli import errors
+
+    model = make(
+        settings["preset"], sequence_length=settings["sequence_length"]
+    )
+    if model.preprocessor is None:
+        raise errors.UsageError(
+            f"--preset has no tokenizer, and --task {settings['task']} reads "
+            f"and writes text. Received: --preset={settings['preset']}"
+        )
+    return model
+
+
 def preprocessor_of(model, data):
     """The model's preprocessor, or the one `fit_data` detached."""
     if model.preprocessor is not None:

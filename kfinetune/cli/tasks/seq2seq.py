@@ -79,17 +79,8 @@ def build_model(settings, labels):
     """The preset's sequence-to-sequence LM, reading and writing
     `--sequence-length` tokens (`labels` is `None`)."""
     from kfinetune import presets
-    from kfinetune.cli import errors
 
-    model = presets.seq2seq_lm(
-        settings["preset"], sequence_length=settings["sequence_length"]
-    )
-    if model.preprocessor is None:
-        raise errors.UsageError(
-            "--preset has no tokenizer, and --task seq2seq reads and writes "
-            f"text. Received: --preset={settings['preset']}"
-        )
-    return model
+    return generator.build(settings, presets.seq2seq_lm)
 
 
 def with_lengths(model, settings):
