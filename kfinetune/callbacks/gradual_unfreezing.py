@@ -114,6 +114,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
         return self._stages.trainable_groups(stage)
 
     def on_train_begin(self, logs=None):
+        if self.unit == "step":
+            check_first_stage_trains(self.model, self.groups)
         # The stage is set before the first step, from the epoch (or step)
         # that this fit starts at: 0, or where BackupAndRestore resumes.
         self._stages.begin(self.model)
@@ -149,3 +151,38 @@ class GradualUnfreezing(keras.callbacks.Callback):
     def from_config(cls, config):
         # The constructor turns the groups' config back into LayerGroups.
         return cls(**config)
+
+
+def check_first_stage_trains(model, groups):
+    """Refuses stages counted in optimizer steps whose first stage trains
+    nothing: the top group holds no trainable weight (a parameter-efficient
+    method left a causal LM's last norm frozen, say), so the optimizer
+    would never step and no group would ever unfreeze.
+
+    Args:
+        model: the model `GradualUnfreezing` will train.
+        groups: its `LayerGroups`, bottom to top.
+
+    Raises:
+        ValueError: no weight of the top group is trainable.
+
+    Example:
+
+    ```python
+    kfinetune.callbacks.gradual_unfreezing.check_first_stage_trains(
+        model, kfinetune.optimizers.layer_groups(model)
+    )
+    ```
+    """
+    groups = as_layer_groups(groups)
+    top = groups.names[-1]
+    trainable = {weight.path for weight in model.trainable_weights}
+    if not trainable & set(groups[top]):
+        raise ValueError(
+            f"The first stage trains only the top group ({top!r}), and none "
+            "of its weights is trainable: with `unit='step'` the stages "
+            "advance with the optimizer's steps, and the optimizer would "
+            "never step, so no group would unfreeze. Make a weight of that "
+            "group trainable, or use `unit='epoch'`. "
+            f"Received: groups with top group {top!r}"
+        )

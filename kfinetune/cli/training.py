@@ -105,21 +105,17 @@ def optimizer_and_callbacks(model, settings, batches):
 
 
 def _check_top_group_trains(model, groups, settings):
-    """Refuses `--unfreeze gradual` when the top layer group holds no weight
-    that trains: its first stage would train nothing, so the optimizer
-    would never step and the stages (counted in its steps) never advance.
-    A causal LM's top group is its last layer norm (and output
-    projection), which the parameter-efficient methods leave frozen."""
-    top = groups.names[-1]
-    trainable = {weight.path for weight in model.trainable_weights}
-    if not trainable & set(groups[top]):
+    """`GradualUnfreezing`'s own refusal (a causal LM's top group, its last
+    norm, holds nothing that a parameter-efficient method trains), before
+    the run starts and as a usage error."""
+    from kfinetune.callbacks import gradual_unfreezing
+
+    try:
+        gradual_unfreezing.check_first_stage_trains(model, groups)
+    except ValueError as error:
         raise errors.UsageError(
-            f"--unfreeze gradual trains the top layer group ({top}) first, "
-            f"and --method {settings['method']} trains no weight in it: the "
-            "first stage would train nothing and the run would never "
-            "unfreeze further (use --method full, or no --unfreeze). "
-            "Received: --unfreeze=gradual"
-        )
+            f"--unfreeze gradual with --method {settings['method']}: {error}"
+        ) from error
 
 
 def compile_model(model, optimizer, settings, loss, metrics=None, data=None):

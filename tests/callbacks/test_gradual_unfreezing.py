@@ -315,3 +315,26 @@ def test_optimizer_state_survives_keras_save_load_mid_schedule(tmp_path):
     fit(reloaded, 2, 3)
     for a, b in zip(model.weights, reloaded.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_step_unit_refuses_a_first_stage_that_trains_nothing():
+    model = testing.small_bert_classifier()
+    groups = optimizers.layer_groups(model)
+    top = groups.names[-1]
+    for weight in model.weights:
+        if weight.path in set(groups[top]):
+            weight.trainable = False
+    flags = {weight.path: weight.trainable for weight in model.weights}
+    model.compile(
+        optimizers.LayerwiseOptimizer(keras.optimizers.SGD(0.1), groups), LOSS
+    )
+    with pytest.raises(ValueError, match=f"top group {top!r}"):
+        model.fit(
+            X,
+            Y,
+            batch_size=8,
+            epochs=1,
+            verbose=0,
+            callbacks=[callbacks.GradualUnfreezing(groups, unit="step")],
+        )
+    assert {w.path: w.trainable for w in model.weights} == flags
