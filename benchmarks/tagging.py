@@ -96,6 +96,8 @@ class Method:
         targets: the LoRA targets, a regex; `None` for `LoRAConfig`'s
             default (query and value).
         epochs: the epochs of this method, or `None` for `--epochs`.
+        variant: more `LoRAConfig` arguments, naming a LoRA variant (e.g.
+            `{"use_dora": True}`); empty for plain LoRA.
     """
 
     crf: bool
@@ -105,6 +107,7 @@ class Method:
     rank: int = 8
     targets: str = None
     epochs: int = None
+    variant: dict = dataclasses.field(default_factory=dict)
 
 
 # Chosen on 500 validation tweets of seed 0 (`--tune`; the entity F1
@@ -151,6 +154,24 @@ METHODS = {
         rank=LORA_RANK,
         targets=peft.ALL_LINEAR,
     ),
+    # LoRA's variants at plain LoRA's settings (rank, targets, rate): the
+    # comparison the method guide draws on.
+    **{
+        f"{name}_softmax": Method(
+            False,
+            True,
+            LORA_RATE,
+            f"as lora_softmax, with LoRAConfig({arguments})",
+            rank=LORA_RANK,
+            targets=peft.ALL_LINEAR,
+            variant=variant,
+        )
+        for name, arguments, variant in (
+            ("dora", "use_dora=True", {"use_dora": True}),
+            ("rslora", "use_rslora=True", {"use_rslora": True}),
+            ("pissa", 'init="pissa"', {"init": "pissa"}),
+        )
+    },
 }
 
 # Settings tried for LoRA on this task (`--tune`: scored on validation
@@ -261,6 +282,7 @@ def run(method, seed, epochs, tokenizer, limit=None, tune=False, task="case"):
                 alpha=2 * method.rank,
                 targets=None if method.targets is None else [method.targets],
                 trainable=head,
+                **method.variant,
             ),
         )
     dataset = (
@@ -317,9 +339,15 @@ def summarise(method, runs):
     def cell(key):
         return harness.format_mean_std([r[key] for r in runs])
 
+    training = "full"
+    if method.lora:
+        variant = ", ".join(f"{k}={v!r}" for k, v in method.variant.items())
+        training = f"LoRA r={method.rank}"
+        if variant:
+            training += f" ({variant})"
     return {
         "head": "CRF" if method.crf else "softmax",
-        "training": f"LoRA r={method.rank}" if method.lora else "full",
+        "training": training,
         "learning rate": f"{method.learning_rate:g}",
         "trainable weights": f"{runs[0]['trainable_params']:,}",
         "epochs": runs[0]["epochs"],
