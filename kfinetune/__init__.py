@@ -34,6 +34,7 @@ _SUBPACKAGES = (
     "data",
     "distillation",
     "distribute",
+    "encoders",
     "evaluation",
     "export",
     "incremental",

@@ -8,6 +8,9 @@ Later features reuse these so that every one is tested the same way: through
 from kfinetune.compiling import compile_and_build
 from kfinetune.testing.atomicity import assert_model_unchanged
 from kfinetune.testing.atomicity import model_state
+from kfinetune.testing.encoders import FAMILY_NAMES
+from kfinetune.testing.encoders import small_backbone
+from kfinetune.testing.encoders import small_tokenizer
 from kfinetune.testing.generation import greedy_decoding
 from kfinetune.testing.models import CAUSAL_LM_FAMILIES
 from kfinetune.testing.models import VOCABULARY
@@ -39,6 +42,7 @@ from kfinetune.testing.round_trips import two_cpu_strategy
 __all__ = [
     "BFLOAT16_TOLERANCE",
     "CAUSAL_LM_FAMILIES",
+    "FAMILY_NAMES",
     "FLOAT32_TOLERANCE",
     "VOCABULARY",
     "assert_bfloat16_close",
@@ -55,6 +59,7 @@ __all__ = [
     "greedy_decoding",
     "model_state",
     "predict",
+    "small_backbone",
     "small_bert_backbone",
     "small_bert_classifier",
     "small_bert_inputs",
@@ -66,5 +71,6 @@ __all__ = [
     "small_gpt2_inputs",
     "small_seq2seq_inputs",
     "small_seq2seq_lm",
+    "small_tokenizer",
     "two_cpu_strategy",
 ]

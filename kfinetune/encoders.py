@@ -1,0 +1,179 @@
+"""The keras-hub encoder families kfinetune's task models are built on,
+and what differs between them.
+
+kfinetune's task models (`kfinetune.presets.token_classifier`,
+`question_answerer`, `kfinetune.multitask.build`, ...) put a head on a
+keras-hub encoder backbone. The families differ in ways a head and its
+data must follow:
+
+| family      | keras-hub backbone   | `segment_ids` | pieces         |
+|-------------|----------------------|---------------|----------------|
+| BERT        | `BertBackbone`       | yes           | WordPiece      |
+| ELECTRA     | `ElectraBackbone`    | yes           | WordPiece      |
+| DistilBERT  | `DistilBertBackbone` | no            | WordPiece      |
+| ALBERT      | `AlbertBackbone`     | yes           | SentencePiece  |
+| DeBERTa-v3  | `DebertaV3Backbone`  | no            | SentencePiece  |
+| XLM-RoBERTa | `XLMRobertaBackbone` | no            | SentencePiece  |
+| RoBERTa     | `RobertaBackbone`    | no            | byte-level BPE |
+
+- inputs: every backbone takes `token_ids` and `padding_mask`; those
+  marked above also take `segment_ids`.
+- outputs: BERT, ELECTRA and ALBERT return a dict with `sequence_output`
+  and a pooler's `pooled_output`; the others return the sequence output
+  alone.
+- pairs: RoBERTa and XLM-RoBERTa put two end tokens between the
+  segments of a pair (`<s> a </s></s> b </s>`), the others one
+  (`[CLS] a [SEP] b [SEP]`), as the family's keras-hub preprocessor packs
+  them.
+- pieces: how a word becomes pieces (see `kfinetune.data.align_tags`
+  and `kfinetune.qa.prepare_features`): WordPiece marks continuation
+  pieces (`##ing`); SentencePiece marks a word's first piece (`▁word`);
+  byte-level BPE reads the space before a word as part of it (`Ġword`).
+
+Example:
+
+```python
+backbone = kfinetune.presets.backbone()
+family = kfinetune.encoders.family_of(backbone)
+family.name  # 'BERT'
+```
+"""
+
+import dataclasses
+
+import keras_hub
+
+WORDPIECE = "wordpiece"
+SENTENCEPIECE = "sentencepiece"
+BYTE_BPE = "byte_bpe"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderFamily:
+    """What kfinetune needs to know about one keras-hub encoder family.
+
+    Attributes:
+        name: the family, e.g. `"RoBERTa"`.
+        backbone: the keras-hub backbone class.
+        segment_ids: whether the backbone takes `segment_ids`.
+        pooled_output: whether the backbone returns a dict with a pooler's
+            `pooled_output` (and `sequence_output`), rather than the
+            sequence output alone.
+        tokenizer: how words become pieces: `"wordpiece"`,
+            `"sentencepiece"` or `"byte_bpe"`.
+        pair_separator: the end tokens between the segments of a pair.
+        hf_model_type: the `model_type` of the family's Hugging Face
+            checkpoints (`config.json`).
+    """
+
+    name: str
+    backbone: type
+    segment_ids: bool
+    pooled_output: bool
+    tokenizer: str
+    pair_separator: int
+    hf_model_type: str
+
+
+models = keras_hub.models
+BERT = EncoderFamily(
+    "BERT", models.BertBackbone, True, True, WORDPIECE, 1, "bert"
+)
+ELECTRA = EncoderFamily(
+    "ELECTRA", models.ElectraBackbone, True, True, WORDPIECE, 1, "electra"
+)
+DISTILBERT = EncoderFamily(
+    "DistilBERT",
+    models.DistilBertBackbone,
+    False,
+    False,
+    WORDPIECE,
+    1,
+    "distilbert",
+)
+ALBERT = EncoderFamily(
+    "ALBERT", models.AlbertBackbone, True, True, SENTENCEPIECE, 1, "albert"
+)
+DEBERTA_V3 = EncoderFamily(
+    "DeBERTa-v3",
+    models.DebertaV3Backbone,
+    False,
+    False,
+    SENTENCEPIECE,
+    1,
+    "deberta-v2",
+)
+# Before RoBERTa: keras-hub's `XLMRobertaBackbone` subclasses
+# `RobertaBackbone`.
+XLM_ROBERTA = EncoderFamily(
+    "XLM-RoBERTa",
+    models.XLMRobertaBackbone,
+    False,
+    False,
+    SENTENCEPIECE,
+    2,
+    "xlm-roberta",
+)
+ROBERTA = EncoderFamily(
+    "RoBERTa", models.RobertaBackbone, False, False, BYTE_BPE, 2, "roberta"
+)
+del models
+
+FAMILIES = (BERT, ELECTRA, DISTILBERT, ALBERT, DEBERTA_V3, XLM_ROBERTA, ROBERTA)
+
+
+def family_of(backbone):
+    """The `EncoderFamily` of a keras-hub encoder backbone.
+
+    Args:
+        backbone: a keras-hub backbone (subclasses count: kfinetune's
+            `HFBertBackbone` is a BERT).
+
+    Returns:
+        An `EncoderFamily`.
+
+    Raises:
+        ValueError: `backbone` is not of a supported family; the message
+            names its class and the supported families.
+
+    Example:
+
+    >>> backbone = kfinetune.testing.small_bert_backbone()
+    >>> kfinetune.encoders.family_of(backbone).name
+    'BERT'
+    """
+    for family in FAMILIES:
+        if isinstance(backbone, family.backbone):
+            return family
+    supported = ", ".join(f"{f.name} ({f.backbone.__name__})" for f in FAMILIES)
+    raise ValueError(
+        "kfinetune's task models need a keras-hub encoder backbone of a "
+        f"supported family: {supported}. Received: a "
+        f"{type(backbone).__name__}"
+    )
+
+
+def input_names(backbone):
+    """The names of `backbone`'s inputs, in kfinetune's order:
+    `token_ids`, then `segment_ids` when the family takes them, then
+    `padding_mask`."""
+    family = family_of(backbone)
+    if family.segment_ids:
+        return ("token_ids", "segment_ids", "padding_mask")
+    return ("token_ids", "padding_mask")
+
+
+def backbone_features(backbone, inputs):
+    """The entries of `inputs` (a dict of tensors, possibly with more
+    entries, e.g. `segment_ids` for a family without them, or a CRF's
+    `word_mask`) that `backbone` takes."""
+    return {name: inputs[name] for name in input_names(backbone)}
+
+
+def sequence_output(backbone, inputs):
+    """Runs `backbone` on `inputs` (see `backbone_features`) and returns
+    its sequence output `(batch, sequence, hidden)`."""
+    outputs = backbone(backbone_features(backbone, inputs))
+    if isinstance(outputs, dict):
+        return outputs["sequence_output"]
+    return outputs
