@@ -420,9 +420,13 @@ def save_hf(
         "inference_mode": True,
         "init_lora_weights": True,
         "revision": None,
-        **_NEUTRAL,
+        # The variants' flags after `bias`, where kfinetune has always
+        # written them: the files of an unchanged adapter stay byte for
+        # byte (a repeated key keeps its first place).
+        "bias": _NEUTRAL["bias"],
         "use_rslora": config.use_rslora,
         "use_dora": config.use_dora,
+        **_NEUTRAL,
         "fan_in_fan_out": family.conv1d,
     }
     from safetensors.numpy import save_file

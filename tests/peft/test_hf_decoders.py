@@ -3,10 +3,19 @@ LMs.
 
 The checkpoints and adapters in `tests/fixtures/hf_peft_decoders/` were
 written by real PyTorch, transformers and PEFT (`make_fixtures.py` there
-says how), and so were the logits in them: `llama_lora/` and `gpt2_lora/`
-hold adapters PEFT trained, `kfinetune_llama/` and `kfinetune_gpt2/`
-adapters `save_hf` wrote (by `write_kfinetune_adapter` below) with the
-logits PEFT computed after loading them.
+says how), and so were the logits in them: `llama_lora/`, `gpt2_lora/`,
+`llama_dora/` and `gpt2_dora/` hold LoRA and DoRA adapters PEFT trained,
+`kfinetune_llama/`, `kfinetune_gpt2/`, `kfinetune_llama_dora/` and
+`kfinetune_gpt2_dora_rslora/` adapters `save_hf` wrote (by
+`write_kfinetune_adapter` below) with the logits PEFT computed after
+loading them.
+
+Measured with PEFT 0.21.2 (the adapters move the logits by 3 to 4.4):
+PEFT's adapters load within 1.6e-6 (Llama LoRA), 1.7e-6 (GPT-2 LoRA),
+2.2e-6 (Llama DoRA) and 2.1e-6 (GPT-2 DoRA) of PyTorch's logits; PyTorch's
+logits of the adapters `save_hf` wrote are within 3.0e-6 (Llama LoRA),
+1.8e-6 (GPT-2 LoRA), 1.1e-6 (Llama DoRA) and 4.5e-6 (GPT-2 DoRA with
+rsLoRA) of kfinetune's.
 """
 
 import json
@@ -22,6 +31,7 @@ from safetensors.numpy import save_file
 
 from kfinetune import peft
 from kfinetune import testing
+from kfinetune import walk
 from kfinetune.layers import LoRA
 from kfinetune.peft import injected
 
@@ -66,27 +76,61 @@ def loras(model):
     )
 
 
-def kfinetune_adapted(family):
-    """A rank-2 LoRA with fixed random factors on the model of `family`."""
+# The variants of kfinetune's own adapters (`kfinetune_{family}_{variant}/`
+# but `kfinetune_{family}/` for "lora"): their `LoRAConfig` options.
+VARIANTS = {
+    "lora": {},
+    "dora": {"use_dora": True},
+    "dora_rslora": {"use_dora": True, "use_rslora": True},
+}
+KFINETUNE_FIXTURES = [
+    ("llama", "lora"),
+    ("gpt2", "lora"),
+    ("llama", "dora"),
+    ("gpt2", "dora_rslora"),
+]
+# PEFT's adapters, trained in PyTorch: LoRA and DoRA.
+DORA = ["llama_dora", "gpt2_dora"]
+PEFT_ADAPTERS = {
+    family: (f"{family}_lora", f"{family}_dora") for family in FAMILIES
+}
+
+
+def kfinetune_fixture(family, variant):
+    return f"kfinetune_{family}" + ("" if variant == "lora" else f"_{variant}")
+
+
+def kfinetune_adapted(family, variant="lora"):
+    """A rank-2 LoRA with fixed random factors on the model of `family`,
+    and with DoRA random magnitudes (up to 20 % off the column norms)."""
     model = peft.apply(
         causal_lm(family),
-        peft.LoRAConfig(rank=2, alpha=4, targets=KFINETUNE_TARGETS[family]),
+        peft.LoRAConfig(
+            rank=2,
+            alpha=4,
+            targets=KFINETUNE_TARGETS[family],
+            **VARIANTS[variant],
+        ),
     )
     rng = np.random.default_rng(0)
     for wrapper in loras(model):
         wrapper.lora_a.assign(rng.normal(0, 0.3, wrapper.lora_a.shape))
         wrapper.lora_b.assign(rng.normal(0, 0.3, wrapper.lora_b.shape))
+        if wrapper.use_dora:
+            m = keras.ops.convert_to_numpy(wrapper.lora_magnitude)
+            wrapper.lora_magnitude.assign(m * rng.uniform(0.8, 1.2, m.shape))
     return model
 
 
-def write_kfinetune_adapter(family, directory):
-    """Writes `kfinetune_adapted(family)` with `save_hf`, and its logits.
+def write_kfinetune_adapter(family, directory, variant="lora"):
+    """Writes `kfinetune_adapted(family, variant)` with `save_hf`, and its
+    logits.
 
     Run by `tests/fixtures/hf_peft_decoders/make_fixtures.py`, which then
     loads the folder in PEFT and adds PyTorch's logits.
     """
     directory = pathlib.Path(directory)
-    model = kfinetune_adapted(family)
+    model = kfinetune_adapted(family, variant)
     peft.save_hf(
         model, directory, base_model=f"tests/fixtures/hf_peft_decoders/{family}"
     )
@@ -99,42 +143,47 @@ def write_kfinetune_adapter(family, directory):
 
 @pytest.fixture(scope="module")
 def loaded():
-    """Each family's model, its logits before, and with PEFT's adapter."""
+    """Each of PEFT's adapters (`llama_lora`, ...) loaded into a model of
+    its family, with that family's logits before."""
     models = {}
     for family in FAMILIES:
-        model = causal_lm(family)
-        token_ids = record(f"{family}_lora")["token_ids"]
-        before = logits(model, token_ids)
-        model = peft.load_hf(
-            model, FIXTURES / f"{family}_lora", base_model=family
-        )
-        models[family] = model, before
+        for name in PEFT_ADAPTERS[family]:
+            model = causal_lm(family)
+            token_ids = record(name)["token_ids"]
+            before = logits(model, token_ids)
+            model = peft.load_hf(model, FIXTURES / name, base_model=family)
+            models[name] = model, before
     return models
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_keras_hub_loads_the_checkpoints_as_pytorch(loaded, family):
     expected = record(f"{family}_lora")["base_logits"]
-    np.testing.assert_allclose(loaded[family][1], expected, atol=1e-5)
+    np.testing.assert_allclose(loaded[f"{family}_lora"][1], expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_load_hf_matches_pytorch_peft_logits(loaded, family):
-    model, before = loaded[family]
-    fixture = record(f"{family}_lora")
+@pytest.mark.parametrize("name", ["llama_lora", "gpt2_lora", *DORA])
+def test_load_hf_matches_pytorch_peft_logits(loaded, name):
+    model, before = loaded[name]
+    fixture = record(name)
     out = logits(model, fixture["token_ids"])
     np.testing.assert_allclose(out, fixture["logits"], atol=1e-4)
     # The trained adapter changes the logits clearly.
     assert np.abs(out - before).max() > 1.0
-    assert model.adapters["default"].config.rank == 4
-    assert model.adapters["default"].config.alpha == 8
+    config = model.adapters["default"].config
+    assert (config.rank, config.alpha) == (4, 8)
+    assert config.use_dora == name.endswith("_dora")
     # Llama: 7 projections a layer; GPT-2: 4 modules, c_attn as three.
+    family = name.split("_")[0]
     assert len(loras(model)) == {"llama": 14, "gpt2": 12}[family]
 
 
-def test_gpt2_c_attn_gives_query_key_and_value_its_a_and_rows_of_b(loaded):
-    model, _ = loaded["gpt2"]
-    tensors = load_file(str(FIXTURES / "gpt2_lora" / WEIGHTS))
+@pytest.mark.parametrize("name", ["gpt2_lora", "gpt2_dora"])
+def test_gpt2_c_attn_gives_query_key_and_value_its_a_and_rows_of_b(
+    loaded, name
+):
+    model, _ = loaded[name]
+    tensors = load_file(str(FIXTURES / name / WEIGHTS))
     key = "base_model.model.transformer.h.1.attn.c_attn"
     a = tensors[f"{key}.lora_A.weight"]
     b = tensors[f"{key}.lora_B.weight"]
@@ -146,47 +195,66 @@ def test_gpt2_c_attn_gives_query_key_and_value_its_a_and_rows_of_b(loaded):
     }
     for index, part in enumerate(("query", "key", "value")):
         wrapper = wrappers[f"transformer_layer_1/self_attention/{part}"]
+        rows = slice(64 * index, 64 * (index + 1))
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(wrapper.lora_a), a.T
         )
-        rows = b[64 * index : 64 * (index + 1)].T
         np.testing.assert_array_equal(
-            keras.ops.convert_to_numpy(wrapper.lora_b).reshape(4, 64), rows
+            keras.ops.convert_to_numpy(wrapper.lora_b).reshape(4, 64),
+            b[rows].T,
         )
+        if name == "gpt2_dora":
+            # DoRA's magnitude is per output feature of c_attn, whose norm
+            # is that of a row of W + s·B·A: its rows of W and B, and A.
+            # Query's, key's and value's rows are exactly their units'
+            # magnitudes, (heads, head_dim) as their kernels' outputs.
+            magnitude = tensors[f"{key}.lora_magnitude_vector"]
+            assert magnitude.shape == (192,)
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(wrapper.lora_magnitude),
+                magnitude[rows].reshape(4, 16),
+            )
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", ["llama_lora", "gpt2_lora", *DORA])
 def test_save_hf_gives_back_pytorchs_adapter_and_load_hf_reads_it(
-    loaded, family, tmp_path
+    loaded, name, tmp_path
 ):
-    model, _ = loaded[family]
+    model, _ = loaded[name]
     directory = peft.save_hf(model, tmp_path / "adapter")
     config = json.loads((directory / "adapter_config.json").read_text())
-    original = json.loads(
-        (FIXTURES / f"{family}_lora" / "adapter_config.json").read_text()
-    )
-    for key in ("r", "lora_alpha", "task_type", "fan_in_fan_out"):
+    original = json.loads((FIXTURES / name / "adapter_config.json").read_text())
+    for key in (
+        "r",
+        "lora_alpha",
+        "task_type",
+        "fan_in_fan_out",
+        "use_dora",
+        "use_rslora",
+    ):
         assert config[key] == original[key]
-    # The same factors, under the same keys, as PEFT's own file (GPT-2's
-    # query, key and value share c_attn's A again).
+    # The same factors (and DoRA's magnitudes), under the same keys, as
+    # PEFT's own file (GPT-2's query, key and value share c_attn's A
+    # again).
     written = load_file(str(directory / WEIGHTS))
-    expected = load_file(str(FIXTURES / f"{family}_lora" / WEIGHTS))
+    expected = load_file(str(FIXTURES / name / WEIGHTS))
     assert sorted(written) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_array_equal(written[key], value, err_msg=key)
-    token_ids = record(f"{family}_lora")["token_ids"]
-    reloaded = peft.load_hf(causal_lm(family), directory)
+    token_ids = record(name)["token_ids"]
+    reloaded = peft.load_hf(causal_lm(name.split("_")[0]), directory)
     np.testing.assert_allclose(
         logits(reloaded, token_ids), logits(model, token_ids), atol=1e-5
     )
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_save_hf_writes_what_pytorch_peft_loaded(family, tmp_path):
+@pytest.mark.parametrize("family, variant", KFINETUNE_FIXTURES)
+def test_save_hf_writes_what_pytorch_peft_loaded(family, variant, tmp_path):
     """`kfinetune_*/` is what `save_hf` wrote for `kfinetune_adapted`;
     PEFT loaded it and its logits are kfinetune's."""
-    model = kfinetune_adapted(family)
-    fixture = record(f"kfinetune_{family}")
+    model = kfinetune_adapted(family, variant)
+    committed = FIXTURES / kfinetune_fixture(family, variant)
+    fixture = record(committed.name)
     out = logits(model, fixture["token_ids"])
     np.testing.assert_allclose(out, fixture["kfinetune_logits"], atol=1e-5)
     np.testing.assert_allclose(out, fixture["peft_logits"], atol=1e-4)
@@ -195,25 +263,30 @@ def test_save_hf_writes_what_pytorch_peft_loaded(family, tmp_path):
         tmp_path / "adapter",
         base_model=f"tests/fixtures/hf_peft_decoders/{family}",
     )
-    committed = FIXTURES / f"kfinetune_{family}"
-    assert json.loads(
-        (directory / "adapter_config.json").read_text()
-    ) == json.loads((committed / "adapter_config.json").read_text())
+    # The same file, byte for byte (the keys in the same order).
+    config_text = (directory / "adapter_config.json").read_text()
+    assert config_text == (committed / "adapter_config.json").read_text()
     written = load_file(str(directory / WEIGHTS))
     expected = load_file(str(committed / WEIGHTS))
     assert sorted(written) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_allclose(written[key], value, atol=1e-7)
     if family == "gpt2":
-        _check_gpt2_fusion(model, written)
+        _check_gpt2_fusion(model, written, json.loads(config_text))
 
 
-def _check_gpt2_fusion(model, written):
+def _check_gpt2_fusion(model, written, config):
     # query and value, rank 2 each: c_attn has rank 4 with A stacked and B
     # block diagonal, zero in key's rows; the other modules are padded to
-    # rank 4 with zeros and alpha is 4 * 4 / 2, keeping the scale at 2.
+    # rank 4 with zeros and alpha is 4 * 4 / 2, keeping the scale at 2
+    # (with rsLoRA 4 * sqrt(4 / 2), keeping it at 4 / sqrt(2)).
     wrappers = {w.base_layer.path: w for w in loras(model)}
     layer = "transformer_layer_0/self_attention"
+    rslora = config["use_rslora"]
+    assert config["r"] == 4
+    assert config["lora_alpha"] == pytest.approx(
+        4 * np.sqrt(2) if rslora else 8
+    )
 
     def factors(part):
         wrapper = wrappers[f"{layer}/{part}"]
@@ -236,6 +309,27 @@ def _check_gpt2_fusion(model, written):
     np.testing.assert_allclose(padded_a[:2], a, atol=1e-7)
     np.testing.assert_allclose(padded_b[:, :2], b, atol=1e-7)
     assert not padded_a[2:].any() and not padded_b[:, 2:].any()
+    if config["use_dora"]:
+        # c_attn's magnitude: query's and value's, and in key's rows (no
+        # DoRA there) the column norms of key's kernel, with which PEFT's
+        # DoRA leaves key's output as it is.
+        magnitude = written[f"{prefix}.attn.c_attn.lora_magnitude_vector"]
+        for part, rows in (("query", slice(0, 64)), ("value", slice(128, 192))):
+            np.testing.assert_array_equal(
+                magnitude[rows],
+                keras.ops.convert_to_numpy(
+                    wrappers[f"{layer}/{part}"].lora_magnitude
+                ).reshape(-1),
+            )
+        layers = {site.path: site.layer for site in walk.sites(model.base)}
+        key_kernel = layers[f"{layer}/key"].kernel
+        np.testing.assert_allclose(
+            magnitude[64:128],
+            np.linalg.norm(
+                keras.ops.convert_to_numpy(key_kernel).reshape(64, 64), axis=0
+            ),
+            rtol=1e-6,
+        )
 
 
 def copied(tmp_path, name, config_changes=None, rename=None):
@@ -305,6 +399,13 @@ def test_load_hf_refuses_other_architectures_and_shapes(tmp_path):
         ("llama_lora", {"rank_pattern": {"q_proj": 8}}, "rank_pattern="),
         ("gpt2_lora", {"peft_type": "IA3"}, "peft_type='IA3'"),
         ("gpt2_lora", {"r": 8}, "r=8 need"),
+        # Magnitudes without `use_dora`, named by c_attn's three parts.
+        (
+            "gpt2_dora",
+            {"use_dora": False},
+            r"DoRA magnitude for 'transformer_layer_\d/self_attention/query'"
+            r" \+ .*/key' \+ .*/value', but its config does not set",
+        ),
     ],
 )
 def test_load_hf_refuses_options_it_does_not_reproduce(
@@ -312,8 +413,7 @@ def test_load_hf_refuses_options_it_does_not_reproduce(
 ):
     # Checked before anything else: the model of `loaded` (already adapted)
     # serves, and stays unchanged.
-    family = name.split("_")[0]
-    model, _ = loaded[family]
+    model, _ = loaded[name]
     assert_refused(model, copied(tmp_path, name, changes), message)
 
 
