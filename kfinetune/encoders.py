@@ -153,6 +153,58 @@ def family_of(backbone):
     )
 
 
+# Each family's keras-hub tokenizer: the family of data tokenized apart
+# from a backbone (`kfinetune.data.align_tags`,
+# `kfinetune.qa.prepare_features`).
+_TOKENIZERS = {
+    BERT: "BertTokenizer",
+    ELECTRA: "ElectraTokenizer",
+    DISTILBERT: "DistilBertTokenizer",
+    ALBERT: "AlbertTokenizer",
+    DEBERTA_V3: "DebertaV3Tokenizer",
+    XLM_ROBERTA: "XLMRobertaTokenizer",
+    ROBERTA: "RobertaTokenizer",
+}
+
+
+def family_of_tokenizer(tokenizer):
+    """The `EncoderFamily` of a keras-hub encoder tokenizer.
+
+    Args:
+        tokenizer: a keras-hub tokenizer of a supported family (a
+            `BertTokenizer`, `RobertaTokenizer`, `AlbertTokenizer`, ...;
+            subclasses count), or a preprocessor holding one.
+
+    Returns:
+        An `EncoderFamily`.
+
+    Raises:
+        ValueError: `tokenizer` is not of a supported family; the message
+            names the supported tokenizers.
+
+    Example:
+
+    >>> tokenizer = kfinetune.testing.small_tokenizer("roberta")
+    >>> kfinetune.encoders.family_of_tokenizer(tokenizer).name
+    'RoBERTa'
+    """
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    # The most derived class decides: a subclass of one family's
+    # tokenizer may be registered as another's.
+    for cls in type(tokenizer).__mro__:
+        for family, name in _TOKENIZERS.items():
+            if cls is getattr(keras_hub.models, name):
+                return family
+    supported = ", ".join(
+        f"{family.name} ({name})" for family, name in _TOKENIZERS.items()
+    )
+    raise ValueError(
+        "`tokenizer` must be the keras-hub tokenizer of a supported encoder "
+        f"family: {supported}, or a preprocessor holding one. Received: "
+        f"tokenizer={tokenizer!r}"
+    )
+
+
 def input_names(backbone):
     """The names of `backbone`'s inputs, in kfinetune's order:
     `token_ids`, then `segment_ids` when the family takes them, then

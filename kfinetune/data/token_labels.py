@@ -1,28 +1,34 @@
 """`align_tags`: word-level tags onto word pieces, and predictions back.
 
-A tagged sentence has one tag per word; a BERT-family model sees word
-pieces. `align_tags` tokenizes every word, packs `[CLS] pieces... [SEP]`
-padded to a fixed length, and gives every piece a label:
+A tagged sentence has one tag per word; an encoder sees word pieces.
+`align_tags` tokenizes every word as it reads in running text (see
+`kfinetune.data.word_pieces`: a byte-level BPE word after a space, a
+SentencePiece word with its `▁`), packs the pieces between the family's
+start and end tokens (`[CLS] pieces... [SEP]` for BERT, `<s> pieces...
+</s>` for RoBERTa) padded to a fixed length, and gives every piece a
+label:
 
 - the first piece of a word carries the word's tag, with sample weight 1;
 - a word's other pieces carry its *continuation tag* (`I-X` for a word
   tagged `B-X` or `I-X` when `I-X` is a known tag, else the word's own
-  tag), and `[CLS]` / `[SEP]` carry `O` (or tag 0), all with sample weight
-  0: a softmax head is trained and scored on first pieces only;
+  tag), and the start and end tokens carry `O` (or tag 0), all with
+  sample weight 0: a softmax head is trained and scored on first pieces
+  only (a SentencePiece word's first piece may be a bare `▁`: it carries
+  the tag, as in Hugging Face's alignment);
 - padding carries `-1` and sample weight 0.
 
 `word_mask` marks the first piece of every word (1) and nothing else. A
 word-level `kfinetune.layers.CRF` (`chain_mask=word_mask`, as in
 `kfinetune.presets.token_classifier(crf=True)`) links those positions
 only, so continuation pieces and special tokens stay out of its chain as
-they stay out of a softmax head's loss; it takes `word_inputs` (the three
+they stay out of a softmax head's loss; it takes `word_inputs` (the
 inputs and `word_mask`) and `dataset(word_mask=True)`. A CRF over every
 unpadded piece instead learns the continuation and special-token labels
 too. Either way, `TokenLabels.to_words` reads each word's tag from its
 first piece only.
 
 Long sentences: a sentence whose pieces do not fit in one row of
-`sequence_length` (with `[CLS]` and `[SEP]`) is split into overlapping
+`sequence_length` (with the start and end tokens) is split into overlapping
 windows of whole words, one row each; consecutive windows share `overlap`
 words. `to_words` reads each word from the window where it has the most
 context on its tighter side (the "maximum context" rule of BERT's SQuAD
@@ -32,6 +38,12 @@ stays).
 
 Without tags (`tags=None`), the rows are for prediction only: `to_words`
 works, `dataset` refuses.
+
+Inputs: `TokenLabels.inputs` holds the inputs the tokenizer's family's
+backbone takes (`kfinetune.encoders.input_names`): `token_ids`,
+`segment_ids` (all 0: one segment) for BERT, ELECTRA and ALBERT, and
+`padding_mask`. `TokenLabels.inputs_for(model)` gives a model exactly
+the inputs it has, whichever family's inputs it was built with.
 """
 
 import dataclasses
@@ -41,8 +53,9 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune import encoders
+from kfinetune.data import word_pieces
 
-INPUTS = ("token_ids", "segment_ids", "padding_mask")
 PADDING_LABEL = -1
 
 
@@ -54,9 +67,10 @@ class TokenLabels:
     (see the module docstring).
 
     Attributes:
-        inputs: a dict of int32 arrays `(rows, sequence_length)`:
-            `token_ids`, `segment_ids`, `padding_mask` (a BERT backbone's
-            inputs).
+        inputs: a dict of int32 arrays `(rows, sequence_length)`: the
+            inputs of the tokenizer's family's backbone, `token_ids`,
+            `segment_ids` (all 0) when the family takes them, and
+            `padding_mask`.
         labels: int32 `(rows, sequence_length)` piece labels (indices into
             `tag_names`; `-1` at padding, and everywhere without tags).
         sample_weight: float32 `(rows, sequence_length)`, 1 on the first
@@ -120,14 +134,19 @@ class TokenLabels:
         return {**self.inputs, "word_mask": self.word_mask}
 
     def inputs_for(self, model):
-        """`word_inputs` if `model` takes a `word_mask` input (a word-level
-        CRF tagger), else `inputs`.
+        """The inputs `model` takes, from `word_inputs`: `word_mask` only
+        for a model with that input (a word-level CRF tagger),
+        `segment_ids` (all 0: one segment) only for a model with that
+        input, whether or not `inputs` holds them.
 
         Args:
             model: a Keras model with named inputs.
 
         Returns:
             A dict of arrays for `model.predict`.
+
+        Raises:
+            ValueError: `model` has a named input these rows cannot give.
 
         Example:
 
@@ -141,7 +160,23 @@ class TokenLabels:
         }
         if isinstance(model.input, dict):
             names.update(model.input)
-        return self.word_inputs if "word_mask" in names else self.inputs
+        names.discard(None)
+        available = dict(self.word_inputs)
+        available.setdefault(
+            "segment_ids", np.zeros_like(self.inputs["token_ids"])
+        )
+        if not names & available.keys():
+            # Inputs named otherwise (or not at all): the model takes the
+            # rows' inputs in order.
+            return self.inputs
+        missing = sorted(names - available.keys())
+        if missing:
+            raise ValueError(
+                f"`model` takes inputs these rows do not hold: {missing}; "
+                f"they hold {sorted(available)}. Received: model inputs "
+                f"{sorted(names)}"
+            )
+        return {name: available[name] for name in available if name in names}
 
     def dataset(self, sample_weights=True, word_mask=False):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
@@ -254,9 +289,12 @@ def _continuation(tag, index):
     return index[tag]
 
 
-def _tokenizer_of(tokenizer):
-    # A keras-hub preprocessor holds its tokenizer; accept either.
-    return getattr(tokenizer, "tokenizer", tokenizer)
+def _family_inputs(family, **inputs):
+    """The entries of `inputs` that `family`'s backbone takes, in
+    `kfinetune.encoders.input_names`' order."""
+    if not family.segment_ids:
+        del inputs["segment_ids"]
+    return inputs
 
 
 def _windows(counts, room, overlap):
@@ -288,12 +326,14 @@ def align_tags(
         sentences: a sequence of sentences, each a sequence of word strings.
         tags: the tag strings of every word, shaped like `sentences`, or
             `None` to align words for prediction only.
-        tokenizer: a keras-hub BERT-family word-piece tokenizer (with
-            `cls_token_id`, `sep_token_id`, `pad_token_id` and
-            `oov_token`), or a preprocessor holding one. A word it turns
-            into no piece at all gets the `oov_token`.
+        tokenizer: the keras-hub tokenizer of a supported encoder family
+            (`kfinetune.encoders.family_of_tokenizer`: WordPiece,
+            SentencePiece or byte-level BPE), or a preprocessor holding
+            one. A word it turns into no piece at all gets its unknown
+            token.
         tag_names: the tag vocabulary, in label order.
-        sequence_length: the padded length, `[CLS]` and `[SEP]` included.
+        sequence_length: the padded length, the start and end tokens
+            included.
             Defaults to `64`.
         overlap: the words that consecutive windows of a long sentence
             share. Defaults to `8`.
@@ -303,8 +343,8 @@ def align_tags(
 
     Raises:
         ValueError: if `sequence_length` is below 3, `overlap` is negative,
-            a sentence's words and tags differ in number, or a tag is not
-            in `tag_names`.
+            a sentence's words and tags differ in number, a tag is not
+            in `tag_names`, or `tokenizer` is not of a supported family.
 
     Example:
 
@@ -322,6 +362,7 @@ def align_tags(
     """
     checks.at_least("sequence_length", sequence_length, 3, integer=True)
     checks.non_negative_integer("overlap", overlap)
+    family = encoders.family_of_tokenizer(tokenizer)
     tag_names = tuple(tag_names)
     index = {name: i for i, name in enumerate(tag_names)}
     has_tags = tags is not None
@@ -347,22 +388,12 @@ def align_tags(
                     f"Sentence {number}: unknown tag {tag!r}, not in "
                     f"`tag_names`. Received: tag_names={tag_names!r}"
                 )
-    tokenizer = _tokenizer_of(tokenizer)
     flat = [word for words in sentences for word in words]
-    pieces = tokenizer(tf.constant(flat, tf.string)) if flat else []
-    # keras-hub tokenizers return a ragged tensor in graphs and nested
-    # lists in eager mode.
-    if isinstance(pieces, tf.RaggedTensor):
-        pieces = pieces.to_list()
-    # A word the tokenizer erases (e.g. only control characters) still
-    # needs a piece to carry its tag; a word longer than a row keeps the
-    # pieces that fit, its first among them.
+    # A word longer than a row keeps the pieces that fit, its first among
+    # them.
     room = sequence_length - 2
-    unknown = tokenizer.token_to_id(tokenizer.oov_token)
-    pieces = [
-        [int(piece) for piece in word][:room] or [unknown] for word in pieces
-    ]
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    pieces = [ids[:room] for ids in word_pieces.word_token_ids(tokenizer, flat)]
+    cls, sep, pad = word_pieces.special_token_ids(tokenizer)
     outside = index.get("O", 0)
     rows, cursor = [], 0
     for number, (words, word_tags) in enumerate(
@@ -373,20 +404,20 @@ def align_tags(
         counts = [len(p) for p in sentence_pieces]
         for start, stop in _windows(counts, room, overlap):
             ids, piece_labels, starts = [cls], [outside], []
-            for tag, word_pieces in zip(
+            for tag, one_word in zip(
                 word_tags[start:stop], sentence_pieces[start:stop], strict=True
             ):
                 starts.append(len(ids))
-                ids += word_pieces
+                ids += one_word
                 if has_tags:
                     piece_labels += [index[tag]] + [
                         _continuation(tag, index)
-                    ] * (len(word_pieces) - 1)
+                    ] * (len(one_word) - 1)
             ids.append(sep)
             piece_labels.append(outside)
             rows.append((number, start, ids, piece_labels, starts))
     shape = (len(rows), sequence_length)
-    token_ids = np.full(shape, tokenizer.pad_token_id)
+    token_ids = np.full(shape, pad)
     labels = np.full(shape, PADDING_LABEL, "int32")
     weight = np.zeros(shape, "float32")
     padding = np.zeros(shape, "int32")
@@ -397,11 +428,12 @@ def align_tags(
             labels[row, : len(ids)] = piece_labels
             weight[row, starts] = 1.0
     return TokenLabels(
-        inputs={
-            "token_ids": token_ids.astype("int32"),
-            "segment_ids": np.zeros_like(token_ids, "int32"),
-            "padding_mask": padding,
-        },
+        inputs=_family_inputs(
+            family,
+            token_ids=token_ids.astype("int32"),
+            segment_ids=np.zeros_like(token_ids, "int32"),
+            padding_mask=padding,
+        ),
         labels=labels,
         sample_weight=weight,
         word_starts=tuple(tuple(row[4]) for row in rows),

@@ -3,6 +3,9 @@ pieces of words as `kfinetune.data.align_tags` gives them."""
 
 import tensorflow as tf
 
+from kfinetune import encoders
+from kfinetune.data import word_pieces as word_pieces_lib
+
 
 def built(tokenizer):
     """`tokenizer`, built: a keras-hub tokenizer loaded and never called is
@@ -22,11 +25,19 @@ def token_ids(tokenizer, texts):
 
 
 def word_pieces(tokenizer, words, room):
-    """Ragged `(words, pieces)` ids of a flat string tensor of words: at
-    most `room` pieces a word, and the out-of-vocabulary id for a word the
-    tokenizer erases (as `kfinetune.data.align_tags` does)."""
+    """Ragged `(words, pieces)` ids of a flat string tensor of words, as
+    `kfinetune.data.align_tags` tokenizes them
+    (`kfinetune.data.word_pieces.word_token_ids`: a byte-level BPE word
+    after a space): at most `room` pieces a word, and the unknown id for a
+    word the tokenizer erases."""
+    family = encoders.family_of_tokenizer(tokenizer)
+    if family.tokenizer == encoders.BYTE_BPE:
+        words = tf.strings.join([tf.fill(tf.shape(words), " "), words])
     pieces = token_ids(tokenizer, words)[:, :room]
-    unknown = tokenizer.token_to_id(tokenizer.oov_token)
+    unknown = word_pieces_lib.unknown_token_id(tokenizer)
+    if unknown is None:
+        # Byte-level BPE spells a space before every word: never empty.
+        return pieces
     lengths = pieces.row_lengths()
     filler = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.size(lengths)], tf.constant(unknown, tf.int32)),

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune import encoders
 from kfinetune.export import pieces as pieces_lib
 from kfinetune.qa import features as qa_features
 from kfinetune.qa import model as qa_model
@@ -232,6 +233,24 @@ def _best_spans(start_logits, end_logits, first, count, max_answer_length):
     return best, index // width, index // width + index % width
 
 
+def _require_wordpiece(tokenizer):
+    """Refuses a tokenizer of a family whose pieces are not WordPiece:
+    the graph finds each piece's characters by matching WordPiece texts
+    in their word."""
+    family = encoders.family_of_tokenizer(tokenizer)
+    if family.tokenizer != encoders.WORDPIECE:
+        raise ValueError(
+            "`export_question_answerer` finds each piece's characters "
+            "inside the TensorFlow graph by matching WordPiece pieces, so "
+            "it needs a WordPiece tokenizer (BERT, ELECTRA or DistilBERT). "
+            f"The {family.name} family's tokenizer is {family.tokenizer}: "
+            "answer in Python with `kfinetune.qa.prepare_features`, "
+            "`model.predict` and `kfinetune.qa.postprocess` instead. "
+            "Received: tokenizer="
+            f"{type(getattr(tokenizer, 'tokenizer', tokenizer)).__name__}"
+        )
+
+
 def export_question_answerer(
     model,
     tokenizer,
@@ -293,9 +312,11 @@ def export_question_answerer(
         model: a `kfinetune.presets.question_answerer` or
             `kfinetune.qa.question_answerer`: `token_ids`, `segment_ids`
             and `padding_mask` in, `start` and `end` logits out.
-        tokenizer: the keras-hub word-piece tokenizer the model was
-            trained with (with `[CLS]`, `[SEP]` and `[PAD]` tokens), or a
-            preprocessor holding one.
+        tokenizer: the keras-hub WordPiece tokenizer the model was
+            trained with (BERT, ELECTRA or DistilBERT: with `[CLS]`,
+            `[SEP]` and `[PAD]` tokens), or a preprocessor holding one.
+            SentencePiece and byte-level BPE tokenizers are refused: the
+            graph matches WordPiece pieces to find their characters.
         filepath: the folder to write.
         sequence_length: the row length. Defaults to the model's input
             length; required when that is not fixed.
@@ -318,7 +339,8 @@ def export_question_answerer(
         ValueError: a model without the inputs and outputs above, a
             `sequence_length` that differs from the model's input length
             or leaves no room for context after `max_question_length`
-            pieces, a tokenizer without a vocabulary or special tokens, or
+            pieces, a tokenizer that is not a supported family's
+            WordPiece tokenizer or lacks a vocabulary or special tokens, or
             an argument `kfinetune.qa.prepare_features` or
             `kfinetune.qa.postprocess` would refuse.
 
@@ -336,6 +358,7 @@ def export_question_answerer(
     # [b"Denver"]
     ```
     """
+    _require_wordpiece(tokenizer)
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     special = ("cls_token_id", "sep_token_id", "pad_token_id")
     if not hasattr(tokenizer, "get_vocabulary") or any(

@@ -4,6 +4,8 @@ and returns one tag per word."""
 import keras
 import tensorflow as tf
 
+from kfinetune import encoders
+from kfinetune.data import word_pieces as word_pieces_lib
 from kfinetune.export import pieces as pieces_lib
 
 
@@ -47,8 +49,13 @@ def export_tagger(
     - `tag_ids`: the tags' indices in `tag_names`, `-1` at padding;
     - `num_words`: the number of words of each sentence.
 
+    Every family's tokenizer works: the words become pieces in the graph
+    as `align_tags` tokenizes them (a byte-level BPE word after a space,
+    a SentencePiece word with its `▁`), between the family's start and
+    end tokens.
+
     A sentence whose pieces do not fit in one row of `sequence_length`
-    (with `[CLS]` and `[SEP]`) is split into consecutive windows of whole
+    (with the start and end tokens) is split into consecutive windows of whole
     words, each tagged on its own; unlike `align_tags`, consecutive
     windows do not overlap. A word with more pieces than a row holds keeps
     its first pieces. Nothing is dropped: every word gets a tag.
@@ -61,13 +68,14 @@ def export_tagger(
     TensorFlow Text ops).
 
     Args:
-        model: a tagger over `token_ids`, `segment_ids` and `padding_mask`
-            (and optionally `word_mask`) of a fixed length, returning
-            per-piece logits `(batch, length, num_tags)` or tags
-            `(batch, length)`.
-        tokenizer: the keras-hub word-piece tokenizer the model was
-            trained with (with `cls_token_id`, `sep_token_id`,
-            `pad_token_id` and `oov_token`), or a preprocessor holding one.
+        model: a tagger over `token_ids` and `padding_mask` (and
+            optionally `segment_ids`, which it gets all 0, and
+            `word_mask`) of a fixed length, returning per-piece logits
+            `(batch, length, num_tags)` or tags `(batch, length)`.
+        tokenizer: the keras-hub tokenizer the model was trained with, of
+            a supported encoder family (WordPiece, SentencePiece or
+            byte-level BPE: `kfinetune.encoders.family_of_tokenizer`), or
+            a preprocessor holding one.
         tag_names: the tag vocabulary in label order (e.g.
             `TaggedSentences.tag_names`).
         filepath: the folder to write.
@@ -76,7 +84,8 @@ def export_tagger(
         verbose: print the endpoint summary. Defaults to `True`.
 
     Raises:
-        ValueError: a model without the inputs above or without a fixed
+        ValueError: a tokenizer of no supported family, a model without
+            the inputs above or without a fixed
             input length, a `sequence_length` that differs from it, or
             `tag_names` that do not match the model's number of tags.
 
@@ -89,13 +98,16 @@ def export_tagger(
     # [[b"B-PER", b"O", b"O", b"B-LOC"]]
     ```
     """
+    # Refuses a tokenizer of no supported family before anything else.
+    encoders.family_of_tokenizer(tokenizer)
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     inputs = model.input if isinstance(model.input, dict) else {}
-    needed = {"token_ids", "segment_ids", "padding_mask"}
-    if not needed <= set(inputs) or set(inputs) - needed - {"word_mask"}:
+    needed = {"token_ids", "padding_mask"}
+    optional = {"segment_ids", "word_mask"}
+    if not needed <= set(inputs) or set(inputs) - needed - optional:
         raise ValueError(
-            "`model` must take a dict of `token_ids`, `segment_ids`, "
-            "`padding_mask` and optionally `word_mask` (a "
+            "`model` must take a dict of `token_ids`, `padding_mask` and "
+            "optionally `segment_ids` and `word_mask` (a "
             "`kfinetune.presets.token_classifier`). Received: model inputs "
             f"{sorted(inputs) if inputs else model.input!r}"
         )
@@ -131,9 +143,9 @@ def export_tagger(
         )
     names = tf.constant(tag_names)
     room = sequence_length - 2
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    pad = tokenizer.pad_token_id
+    cls, sep, pad = word_pieces_lib.special_token_ids(tokenizer)
     wants_word_mask = "word_mask" in inputs
+    wants_segment_ids = "segment_ids" in inputs
 
     def serve(texts):
         words = tf.strings.split(texts)
@@ -163,11 +175,9 @@ def export_tagger(
         word_mask = tf.concat(
             [edges * 0, row_first, edges * 0], axis=1
         ).to_tensor(0, shape=[None, sequence_length])
-        features = {
-            "token_ids": token_ids,
-            "segment_ids": tf.zeros_like(token_ids),
-            "padding_mask": padding_mask,
-        }
+        features = {"token_ids": token_ids, "padding_mask": padding_mask}
+        if wants_segment_ids:
+            features["segment_ids"] = tf.zeros_like(token_ids)
         if wants_word_mask:
             features["word_mask"] = word_mask
         outputs = model(features, training=False)

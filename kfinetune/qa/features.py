@@ -1,5 +1,36 @@
 """`QAFeatures` and `prepare_features`: questions and contexts as windows
-of BERT inputs with the answer's start and end token."""
+of encoder inputs with the answer's start and end token.
+
+Each context piece keeps its characters in the context, so that an
+answer is exactly its pieces' text. keras-hub's tokenizers report no
+offsets; each tokenizer kind gets them its own way:
+
+- WordPiece: the context is tokenized word by word (it splits text on
+  whitespace anyway), and inside its word each piece's text (its `##`
+  stripped) is found after the piece before it, in the word lower-cased
+  as the tokenizer does it (NFKC and case folding).
+- SentencePiece: word by word too (it marks every word's start with `▁`
+  and never joins words); each piece's text (its `▁` stripped) is found
+  in the word normalised as SentencePiece does it (NFKC), case folded on
+  both sides. A bare `▁` covers no character, and an unknown piece
+  covers the characters between the pieces found around it. The offsets
+  are Hugging Face's fast tokenizers', except that no span starts with
+  whitespace (DeBERTa-v3's fast tokenizer puts the space before a word
+  in its first piece) and a bare `▁` covers nothing (ALBERT's and
+  XLM-RoBERTa's give it the next character).
+- byte-level BPE: the context is tokenized whole, as running text (the
+  first word without a space before it, as Hugging Face tokenizes a
+  pair's second text). The pieces spell the context's UTF-8 bytes, so
+  each piece's bytes give its characters exactly; a character whose
+  bytes are split between pieces belongs to both, and the spaces a piece
+  starts or ends with (`Ġ`) are trimmed off its span, as Hugging Face's
+  `trim_offsets` does. The offsets are Hugging Face's fast tokenizer's.
+
+`segment_ids` are computed for every family (0 up to the question's
+end tokens, 1 on the context and the last end token), though RoBERTa,
+DistilBERT, DeBERTa-v3 and XLM-RoBERTa backbones take none: a question
+answerer's span head reads them to score context pieces only.
+"""
 
 import dataclasses
 import functools
@@ -11,6 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune import encoders
+from kfinetune.data import word_pieces
 
 _WORD = re.compile(r"\S+")
 
@@ -19,15 +52,18 @@ _WORD = re.compile(r"\S+")
 class QAFeatures:
     """Token windows of question answering examples, ready for `fit`.
 
-    Each row is one window `[CLS] question [SEP] context window [SEP]`,
-    padded to the sequence length. A context longer than one window gives
+    Each row is one window `[CLS] question [SEP] context window [SEP]`
+    (`<s> question </s></s> context window </s>` for RoBERTa and
+    XLM-RoBERTa: the family's start, end and pair separator), padded to
+    the sequence length. A context longer than one window gives
     several rows of the same example.
 
     Args:
         token_ids: int32 array `(rows, sequence_length)`.
-        segment_ids: int32 array, 0 for `[CLS]`, the question and its
-            `[SEP]`, 1 for the context window and the last `[SEP]`, 0 for
-            padding.
+        segment_ids: int32 array, 0 for the start token, the question and
+            the end tokens after it, 1 for the context window and the last
+            end token, 0 for padding (computed for every family: the span
+            head masks non-context tokens with them).
         padding_mask: int32 array, 1 on real tokens.
         start_positions: int32 array `(rows,)`: the answer's first token,
             or 0 (`[CLS]`) when the answer is not inside this window or the
@@ -59,7 +95,8 @@ class QAFeatures:
 
     def inputs(self):
         """The model inputs: a dict of `token_ids`, `segment_ids` and
-        `padding_mask` arrays."""
+        `padding_mask` arrays (`segment_ids` for every family: see the
+        module docstring)."""
         return {
             "token_ids": self.token_ids,
             "segment_ids": self.segment_ids,
@@ -76,14 +113,6 @@ class QAFeatures:
         return tf.data.Dataset.from_tensor_slices(
             (self.inputs(), self.targets())
         )
-
-
-def _token_ids(tokenizer, texts):
-    """Token ids of each text, as lists, tokenized in one call."""
-    if not texts:
-        return []
-    # Eager keras-hub tokenizers return nested lists; graphs, ragged tensors.
-    return [[int(i) for i in ids] for ids in tokenizer(list(texts))]
 
 
 def _folded(char):
@@ -106,10 +135,10 @@ def _normalised(word, lowercase):
 def _piece_spans(word, pieces, lowercase):
     """The character span `[start, end)` in `word` of each of its pieces.
 
-    Each piece's text (without its `##`) is found in the word after the
-    piece before it. A piece that is not found (the unknown token, or a
-    character the tokenizer normalised away) covers the characters between
-    its found neighbours.
+    Each piece's text (without its `##` or `▁`) is found in the word after
+    the piece before it. A piece that is not found (the unknown token, or
+    a character the tokenizer normalised away) covers the characters
+    between its found neighbours; an empty piece (a bare `▁`) covers none.
     """
     text, origin = _normalised(word, lowercase)
     found = [None] * len(pieces)
@@ -121,12 +150,64 @@ def _piece_spans(word, pieces, lowercase):
             position = at + len(piece)
     spans, left = [], 0
     for k, span in enumerate(found):
-        if span is None:
+        if span is None and pieces[k] == "":
+            span = (left, left)
+        elif span is None:
             right = next((s[0] for s in found[k + 1 :] if s), len(word))
             span = (left, max(left, right))
         spans.append(span)
         left = span[1]
     return spans
+
+
+@functools.cache
+def _byte_values():
+    """GPT-2's byte-level symbols (`Ġ` for a space, ...) to the bytes they
+    stand for: printable bytes stand for themselves, the others for
+    characters from U+0100 on, in byte order."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = iter(range(256, 512))
+    return {
+        chr(b) if b in printable else chr(next(extra)): b for b in range(256)
+    }
+
+
+def _byte_pair_tokens(tokenizer, context):
+    """The context's byte-level BPE pieces, tokenized whole, and each
+    piece's character span (see the module docstring)."""
+    ids = word_pieces.token_ids(tokenizer, [context])[0]
+    values = _byte_values()
+    encoded = context.encode("utf-8")
+    # The character of every byte of the context.
+    char_of = [
+        index
+        for index, char in enumerate(context)
+        for _ in char.encode("utf-8")
+    ]
+    spans, position = [], 0
+    for i in ids:
+        token = tokenizer.id_to_token(i)
+        piece = bytes(values[c] for c in token if c in values)
+        if len(piece) != len(token) or not encoded.startswith(piece, position):
+            raise ValueError(
+                "The byte-level tokenizer's pieces do not spell the context "
+                f"back (piece {token!r} at byte {position}): is its "
+                f"vocabulary missing byte symbols? Received: "
+                f"context={context!r}"
+            )
+        if not piece:
+            spans.append((len(context), len(context)))
+            continue
+        start = char_of[position]
+        end = char_of[position + len(piece) - 1] + 1
+        position += len(piece)
+        # Spaces only, as Hugging Face trims (a tab piece keeps its tab).
+        while start < end and context[start] == " ":
+            start += 1
+        while end > start and context[end - 1] == " ":
+            end -= 1
+        spans.append((start, end))
+    return ids, spans
 
 
 @functools.cache
@@ -157,8 +238,9 @@ def whitespace():
 
 
 def piece_texts(tokenizer):
-    """Each token id's text as it appears in a word (`##` stripped, `None`
-    for the unknown token and the special tokens)."""
+    """Each token id's text as it appears in a word of a WordPiece
+    tokenizer (`##` stripped, `None` for the unknown token and the
+    special tokens)."""
     suffix = getattr(tokenizer, "suffix_indicator", "##")
     special = {
         getattr(tokenizer, name, None)
@@ -175,20 +257,41 @@ def piece_texts(tokenizer):
     return texts
 
 
-def _context_tokens(tokenizer, texts_by_id, context, cache):
-    """The context's word pieces with the character span of each piece.
+def _sentencepiece_texts(tokenizer, pieces):
+    """Each SentencePiece piece's text as found in its word: its `▁`
+    stripped, case folded (`_normalised` folds the word), `None` for the
+    unknown piece."""
+    unknown = word_pieces.unknown_token_id(tokenizer)
+    texts = []
+    for i in pieces:
+        token = tokenizer.id_to_token(i)
+        if i == unknown:
+            texts.append(None)
+        else:
+            texts.append(_folded(token.removeprefix("▁")))
+    return texts
 
-    keras-hub's WordPiece tokenizer does not report offsets. Tokenizing
-    word by word keeps every piece's word; inside its word, each piece's
-    text is matched to the word's characters (`_piece_spans`).
-    """
+
+def _context_tokens(tokenizer, family, texts_by_id, context, cache):
+    """The context's pieces with the character span of each piece (see
+    the module docstring): byte-level BPE tokenizes the context whole;
+    WordPiece and SentencePiece word by word, each piece's text matched
+    to its word's characters (`_piece_spans`)."""
+    if family.tokenizer == encoders.BYTE_BPE:
+        if context not in cache:
+            cache[context] = _byte_pair_tokens(tokenizer, context)
+        return cache[context]
     words = [(m.start(), m.end()) for m in _WORD.finditer(context)]
     missing = sorted({context[a:b] for a, b in words} - cache.keys())
-    lowercase = bool(getattr(tokenizer, "lowercase", False))
+    sentencepiece = family.tokenizer == encoders.SENTENCEPIECE
+    lowercase = sentencepiece or bool(getattr(tokenizer, "lowercase", False))
     for word, pieces in zip(
-        missing, _token_ids(tokenizer, missing), strict=True
+        missing, word_pieces.token_ids(tokenizer, missing), strict=True
     ):
-        texts = [texts_by_id[i] for i in pieces]
+        if sentencepiece:
+            texts = _sentencepiece_texts(tokenizer, pieces)
+        else:
+            texts = [texts_by_id[i] for i in pieces]
         cache[word] = (pieces, _piece_spans(word, texts, lowercase))
     ids, spans = [], []
     for a, b in words:
@@ -221,9 +324,12 @@ def prepare_features(
     document_stride=128,
     max_question_length=64,
 ):
-    """Turns question answering examples into windows of BERT inputs.
+    """Turns question answering examples into windows of encoder inputs.
 
-    Each example becomes `[CLS] question [SEP] context [SEP]`. A context
+    Each example becomes `[CLS] question [SEP] context [SEP]`, or
+    `<s> question </s></s> context </s>` for RoBERTa and XLM-RoBERTa (the
+    family's start and end tokens and pair separator,
+    `kfinetune.encoders.EncoderFamily.pair_separator`). A context
     too long for one window is split into windows that start
     `document_stride` context tokens apart, so consecutive windows overlap
     and an answer cut by one window's edge lies whole in another. The
@@ -232,17 +338,20 @@ def prepare_features(
     unanswerable question) targets `[CLS]`, position 0.
 
     Each context token remembers its own characters in the context (the
-    tokenizer reports none: each piece is matched inside its
-    whitespace-separated word), so a predicted answer is exactly the
+    tokenizer reports none: see the module docstring for how each
+    tokenizer kind gets them), so a predicted answer is exactly the
     tokens' text: "German" inside "German-speaking", "Denver" without the
-    full stop after it. The SQuAD reference implementation tightens its
+    full stop after it, "café" whole when its "é" is split between two
+    byte-level pieces. The SQuAD reference implementation tightens its
     answers to the pieces the same way.
 
     Args:
         examples: a list of `kfinetune.data.QAExample`s (e.g. from
             `kfinetune.data.from_squad`).
-        tokenizer: a keras-hub `BertTokenizer` (e.g. a preprocessor's
-            `tokenizer`), with `[CLS]`, `[SEP]` and `[PAD]` tokens.
+        tokenizer: the keras-hub tokenizer of a supported encoder family
+            (`kfinetune.encoders.family_of_tokenizer`: WordPiece,
+            SentencePiece or byte-level BPE), or a preprocessor holding
+            one.
         sequence_length: the length of every window. Defaults to `384`.
         document_stride: context tokens between the starts of consecutive
             windows. When it exceeds the context room of a window, the room
@@ -255,8 +364,9 @@ def prepare_features(
         A `QAFeatures`.
 
     Raises:
-        ValueError: an argument is out of range, `examples` is empty, or a
-            window has no room for context tokens.
+        ValueError: an argument is out of range, `examples` is empty,
+            `tokenizer` is not of a supported family, or a window has no
+            room for context tokens.
 
     Example:
 
@@ -279,14 +389,21 @@ def prepare_features(
             "`examples` must hold at least one example. "
             f"Received: examples={examples!r}"
         )
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    pad = tokenizer.pad_token_id
-    questions = _token_ids(tokenizer, [e.question for e in examples])
+    family = encoders.family_of_tokenizer(tokenizer)
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    cls, sep, pad = word_pieces.special_token_ids(tokenizer)
+    # The end tokens between the question and the context.
+    separator = [sep] * family.pair_separator
+    questions = word_pieces.token_ids(tokenizer, [e.question for e in examples])
     rows, cache = [], {}
-    texts_by_id = piece_texts(tokenizer)
+    texts_by_id = (
+        piece_texts(tokenizer)
+        if family.tokenizer == encoders.WORDPIECE
+        else None
+    )
     for index, example in enumerate(examples):
         question = questions[index][:max_question_length]
-        room = sequence_length - len(question) - 3
+        room = sequence_length - len(question) - len(separator) - 2
         if room < 1:
             raise ValueError(
                 f"Question {example.id!r} leaves no room for its context in "
@@ -295,7 +412,7 @@ def prepare_features(
                 f"Received: max_question_length={max_question_length}"
             )
         ids, spans = _context_tokens(
-            tokenizer, texts_by_id, example.context, cache
+            tokenizer, family, texts_by_id, example.context, cache
         )
         answer = _answer_tokens(spans, example)
         step = min(document_stride, room)
@@ -304,7 +421,7 @@ def prepare_features(
             stop = min(start + room, len(ids))
             target = (0, 0)
             if answer and start <= answer[0] and answer[1] < stop:
-                shift = len(question) + 2 - start
+                shift = len(question) + len(separator) + 1 - start
                 target = (answer[0] + shift, answer[1] + shift)
             rows.append(
                 (index, question, ids[start:stop], spans[start:stop], target)
@@ -318,9 +435,9 @@ def prepare_features(
     padding_mask = np.zeros(shape, "int32")
     offsets = np.full((*shape, 2), -1, "int32")
     for row, (_, question, ids, spans, _) in enumerate(rows):
-        first = len(question) + 2
+        first = len(question) + len(separator) + 1
         length = first + len(ids) + 1
-        token_ids[row, :length] = [cls, *question, sep, *ids, sep]
+        token_ids[row, :length] = [cls, *question, *separator, *ids, sep]
         segment_ids[row, first:length] = 1
         padding_mask[row, :length] = 1
         if spans:

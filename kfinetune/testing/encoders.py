@@ -3,7 +3,8 @@ small tokenizers of the family's kind, for tests where the weights don't
 matter (`kfinetune.encoders` lists the families).
 
 The tokenizers are trained or built here from `VOCABULARY`'s words, so
-they tokenize like the real ones: WordPiece with `##` continuations,
+they tokenize like the real ones (with pieces for accents and
+punctuation): WordPiece with `##` continuations,
 SentencePiece with `▁` word starts, and byte-level BPE with `Ġ` spaces.
 """
 
@@ -22,6 +23,22 @@ from kfinetune.testing.models import byte_symbols
 # Words with accents, punctuation and capitals, so that the tokenizers
 # learn pieces that alignment tests can trip over.
 _EXTRA_TEXT = ("Café naïve résumé, don't! «quote» U.S.A. 3.5% e-mail",)
+
+
+def _wordpiece_vocabulary():
+    """`VOCABULARY`, then pieces for `_EXTRA_TEXT`: whole words, pieces
+    of words, and every character alone and as a continuation, so that
+    accents and punctuation become pieces rather than `[UNK]`. Appended,
+    so that `VOCABULARY`'s ids stay."""
+    text = _EXTRA_TEXT[0].lower()
+    pieces = ["café", "don", "quote", "mail", "na", "##ve", "##sum"]
+    for char in sorted(set(text) - {" "}):
+        pieces += [char, "##" + char]
+    return [
+        *VOCABULARY,
+        *dict.fromkeys(p for p in pieces if p not in VOCABULARY),
+    ]
+
 
 FAMILY_NAMES = {
     "bert": encoders.BERT,
@@ -126,7 +143,9 @@ def small_tokenizer(family="bert"):
             "ELECTRA": models.ElectraTokenizer,
             "DistilBERT": models.DistilBertTokenizer,
         }[family.name]
-        return tokenizer_class(vocabulary=list(VOCABULARY), lowercase=True)
+        return tokenizer_class(
+            vocabulary=_wordpiece_vocabulary(), lowercase=True
+        )
     if family.tokenizer == encoders.BYTE_BPE:
         vocabulary, merges = _byte_pair_vocabulary()
         return models.RobertaTokenizer(vocabulary, merges)
