@@ -44,6 +44,7 @@ _SUBPACKAGES = (
     "optimizers",
     "peft",
     "plotting",
+    "preprocessing",
     "presets",
     "qa",
     "recipes",

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfinetune import preprocessing
 from kfinetune import walk
 from kfinetune.active import pool as pool_lib
 from kfinetune.layers.mixup import Mixup
@@ -68,7 +69,7 @@ def to_probabilities(outputs, from_logits):
 
 def probabilities(model, items, from_logits, batch_size, verbose):
     """The model's class probabilities for every item, via `predict`."""
-    outputs = model.predict(items, batch_size=batch_size, verbose=verbose)
+    outputs = preprocessing.predict(model, items, batch_size, verbose)
     return to_probabilities(outputs, from_logits)
 
 

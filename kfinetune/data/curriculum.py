@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune import checks
+from kfinetune import preprocessing
 from kfinetune.data.labelled_texts import check_seed
 
 DIFFICULTIES = ("length",)
@@ -75,7 +76,7 @@ def _teacher_losses(teacher, spec, columns, loss, batch_size):
         loss = type(loss).from_config({**loss.get_config(), "reduction": None})
     x, y = tf.nest.pack_sequence_as(spec, columns)[:2]
     inputs = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-    predictions = teacher.predict(inputs, verbose=0)
+    predictions = preprocessing.predict(teacher, inputs, batch_size)
     losses = keras.ops.convert_to_numpy(loss(y, predictions))
     if losses.shape != (len(y),):
         raise ValueError(

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from kfinetune import checks
+from kfinetune import preprocessing
 from kfinetune.evaluation import confusion as confusion_lib
 
 
@@ -575,7 +576,7 @@ def evaluate_classifier(
     weights = None
     if len(spec) == 3:
         weights = np.concatenate([batch[1] for batch in batches])
-    scores = model.predict(dataset.map(_inputs), verbose=0)
+    scores = preprocessing.predict(model, dataset.map(_inputs), batch_size)
     if multi_label:
         return multi_label_report(
             labels,

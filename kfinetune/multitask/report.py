@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfinetune import evaluation
+from kfinetune import preprocessing
 from kfinetune.multitask import checking
 
 
@@ -105,7 +106,9 @@ def evaluate(model, datasets, class_names=None, batch_size=64):
         targets = [t for _, t in dataset.as_numpy_iterator()]
         y = np.concatenate([t[0] for t in targets])
         weight = np.concatenate([t[1] for t in targets])
-        scores = model.predict(dataset.map(_inputs), verbose=0)[task]
+        scores = preprocessing.predict(model, dataset.map(_inputs), batch_size)[
+            task
+        ]
         results[task] = _task_report(
             np.asarray(scores, "float32"), y, weight, class_names.get(task)
         )

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfinetune import preprocessing
 from kfinetune.compiling import compile_and_build
 
 FLOAT32_TOLERANCE = 1e-5
@@ -47,8 +48,13 @@ def assert_outputs_close(actual, expected, atol=FLOAT32_TOLERANCE, rtol=0.0):
 
 
 def predict(model, x, batch_size=None):
-    """`model.predict(x, verbose=0)` as float32 NumPy arrays."""
-    out = model.predict(x, batch_size=batch_size, verbose=0)
+    """`model.predict(x, verbose=0)` as float32 NumPy arrays.
+
+    A keras-hub task preprocesses raw inputs once, eagerly
+    (`kfinetune.preprocessing.predict`), rather than tracing its
+    preprocessor again in every call.
+    """
+    out = preprocessing.predict(model, x, batch_size=batch_size or 32)
     return keras.tree.map_structure(lambda t: np.asarray(t, "float32"), out)
 
 

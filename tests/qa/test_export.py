@@ -139,9 +139,17 @@ def test_exported_answers_are_the_python_pipelines(
     expected = qa.postprocess(
         features, logits["start"], logits["end"], **no_answer
     )
+    # keras-hub builds a tokenizer on its first call, and
+    # `keras.export.ExportArchive` refuses an unbuilt layer: the exporter
+    # builds a tokenizer just loaded (as `python -m kfinetune export` loads
+    # it), here a twin of the one `prepare_features` called.
+    fresh = keras_hub.models.BertTokenizer(
+        vocabulary=list(VOCABULARY), lowercase=True
+    )
+    assert not fresh.built
     export.export_question_answerer(
         model,
-        tokenizer,
+        fresh,
         tmp_path / "qa",
         **ARGUMENTS,
         **no_answer,

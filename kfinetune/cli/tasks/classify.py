@@ -256,7 +256,9 @@ def _model_inputs(inputs):
 
 def outputs(model, inputs, data, settings):
     """The logits for the probe texts: what the round trips compare."""
-    return model.predict(_model_inputs(inputs), verbose=0)
+    from kfinetune import preprocessing
+
+    return preprocessing.predict(model, _model_inputs(inputs))
 
 
 def _sigmoid(logits):
@@ -348,9 +350,9 @@ def predict_rows(model, texts, run, batch_size):
     every class's probability."""
     pairs = _pairs(run.settings)
     inputs = np.array([text.split("\t") for text in texts] if pairs else texts)
-    logits = model.predict(
-        _model_inputs(inputs), batch_size=batch_size, verbose=0
-    )
+    from kfinetune import preprocessing
+
+    logits = preprocessing.predict(model, _model_inputs(inputs), batch_size)
     if _multi_label(run.settings):
         probabilities = _sigmoid(logits)
     else:
