@@ -55,8 +55,10 @@ class TokenLabels:
 
     Attributes:
         inputs: a dict of int32 arrays `(rows, sequence_length)`:
-            `token_ids`, `segment_ids`, `padding_mask` (a BERT backbone's
-            inputs).
+            `token_ids`, `segment_ids` (all 0), `padding_mask`. A backbone
+            of a family without segment embeddings takes all but
+            `segment_ids`: `inputs_for(model)` gives a model exactly its
+            inputs.
         labels: int32 `(rows, sequence_length)` piece labels (indices into
             `tag_names`; `-1` at padding, and everywhere without tags).
         sample_weight: float32 `(rows, sequence_length)`, 1 on the first
@@ -120,14 +122,21 @@ class TokenLabels:
         return {**self.inputs, "word_mask": self.word_mask}
 
     def inputs_for(self, model):
-        """`word_inputs` if `model` takes a `word_mask` input (a word-level
-        CRF tagger), else `inputs`.
+        """The entries of `word_inputs` that `model` takes: `token_ids`,
+        `padding_mask`, and `segment_ids` and `word_mask` when the model
+        has those inputs (a backbone of a family with segment embeddings,
+        a word-level CRF tagger).
 
         Args:
-            model: a Keras model with named inputs.
+            model: a Keras model with named inputs, e.g. from
+                `kfinetune.presets.token_classifier`.
 
         Returns:
-            A dict of arrays for `model.predict`.
+            A dict of arrays for `model.predict`, with exactly the model's
+            inputs.
+
+        Raises:
+            ValueError: the model takes an input these rows do not have.
 
         Example:
 
@@ -135,15 +144,24 @@ class TokenLabels:
         words = aligned.to_words(model.predict(aligned.inputs_for(model)))
         ```
         """
-        names = {
-            getattr(tensor, "name", None)
-            for tensor in keras.tree.flatten(model.input)
-        }
         if isinstance(model.input, dict):
-            names.update(model.input)
-        return self.word_inputs if "word_mask" in names else self.inputs
+            names = list(model.input)
+        else:
+            names = [
+                getattr(tensor, "name", None)
+                for tensor in keras.tree.flatten(model.input)
+            ]
+        available = self.word_inputs
+        missing = [name for name in names if name not in available]
+        if missing:
+            raise ValueError(
+                f"The model takes inputs named {names}; token labels give "
+                f"{sorted(available)}. Received: model={model.name!r} with "
+                f"input {missing[0]!r}"
+            )
+        return {name: available[name] for name in names}
 
-    def dataset(self, sample_weights=True, word_mask=False):
+    def dataset(self, sample_weights=True, word_mask=None, model=None):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
 
         Args:
@@ -155,20 +173,41 @@ class TokenLabels:
                 the `-1` labels at padding and scores the rest). Defaults
                 to `True`.
             word_mask: give `word_inputs` (with `word_mask`) instead of
-                `inputs`, for a word-level CRF tagger. Defaults to `False`.
+                `inputs`, for a word-level CRF tagger. Defaults to `None`:
+                as `model` takes, or `False` without a model.
+            model: the model to train, whose inputs the rows then hold
+                exactly (`inputs_for(model)`): a backbone of a family
+                without segment embeddings (RoBERTa, ...) takes no
+                `segment_ids`. Defaults to `None` (`inputs` or
+                `word_inputs`, as `word_mask` says).
 
         Returns:
             An unbatched `tf.data.Dataset`.
 
+        Raises:
+            ValueError: the rows have no tags, `model` takes an input they
+                lack, or `word_mask` contradicts `model`.
+
         Example:
 
         ```python
-        model.fit(aligned.dataset().shuffle(1000).batch(16), epochs=3)
+        rows = aligned.dataset(model=model)
+        model.fit(rows.shuffle(1000).batch(16), epochs=3)
         ```
         """
         checks.boolean("sample_weights", sample_weights)
-        checks.boolean("word_mask", word_mask)
-        inputs = self.word_inputs if word_mask else self.inputs
+        if word_mask is not None:
+            checks.boolean("word_mask", word_mask)
+        if model is None:
+            inputs = self.word_inputs if word_mask else self.inputs
+        else:
+            inputs = self.inputs_for(model)
+            if word_mask is not None and word_mask != ("word_mask" in inputs):
+                raise ValueError(
+                    f"`word_mask={word_mask}` contradicts the model, which "
+                    f"takes {sorted(inputs)}. Received: "
+                    f"word_mask={word_mask}, model={model.name!r}"
+                )
         if not self.has_tags:
             raise ValueError(
                 "These rows were aligned without tags (for prediction): "
