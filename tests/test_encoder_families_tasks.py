@@ -1,0 +1,170 @@
+"""Every task model on every keras-hub encoder family of
+`kfinetune.encoders`: LoRA, a few training steps, `.keras` save and load,
+SavedModel export and reload, on tiny random encoders.
+
+Token ids are drawn directly: tokenization is not the point here (the
+data classes' tokenizer tests cover it).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kfinetune as kft
+from kfinetune import encoders
+from kfinetune import multitask
+from kfinetune import peft
+from kfinetune import testing
+
+FAMILIES = sorted(testing.FAMILY_NAMES)
+TASKS = ("text_classifier", "token_softmax", "token_crf", "qa", "multitask")
+LENGTH = 8
+ROWS = 4
+NUM_TAGS = 3
+SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _backbone(family):
+    return testing.small_backbone(family, num_layers=1, seed=1)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """Four rows of 8 tokens, the last two rows padded; segment 0 then 1
+    (a question, then its context)."""
+    rng = np.random.default_rng(0)
+    lengths = np.array([8, 8, 6, 5])
+    positions = np.arange(LENGTH)[None, :]
+    padding_mask = (positions < lengths[:, None]).astype("int32")
+    token_ids = rng.integers(5, 40, (ROWS, LENGTH)).astype("int32")
+    token_ids *= padding_mask
+    segment_ids = ((positions >= 3) * padding_mask).astype("int32")
+    # Words: two pieces for the word starting at 1, one piece elsewhere.
+    word_starts = tuple(
+        tuple(p for p in range(1, n - 1) if p != 2) for n in lengths
+    )
+    labels = np.full((ROWS, LENGTH), -1, "int32")
+    weights = np.zeros((ROWS, LENGTH), "float32")
+    for row, starts in enumerate(word_starts):
+        for i, start in enumerate(starts):
+            labels[row, start] = (row + i) % NUM_TAGS
+            weights[row, start] = 1.0
+        # Continuation pieces carry their word's tag, out of the loss.
+        labels[row, 2] = labels[row, 1]
+    aligned = kft.data.TokenLabels(
+        inputs={
+            "token_ids": token_ids,
+            "segment_ids": np.zeros_like(token_ids),
+            "padding_mask": padding_mask,
+        },
+        labels=labels,
+        sample_weight=weights,
+        word_starts=word_starts,
+        num_words=tuple(len(s) for s in word_starts),
+        tag_names=("O", "B-X", "I-X"),
+    )
+    features = kft.qa.QAFeatures(
+        token_ids=token_ids,
+        segment_ids=segment_ids,
+        padding_mask=padding_mask,
+        start_positions=np.array([3, 4, 0, 3], "int32"),
+        end_positions=np.array([5, 4, 0, 4], "int32"),
+        example_index=np.arange(ROWS, dtype="int32"),
+        offsets=np.full((ROWS, LENGTH, 2), -1, "int32"),
+        examples=(),
+    )
+    return {
+        "token_ids": token_ids,
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+        "classes": np.array([0, 1, 2, 1], "int32"),
+        "aligned": aligned,
+        "features": features,
+    }
+
+
+def _task(task, family, rows):
+    """The model of `task` on a fresh encoder of `family`, its training
+    batch (a `tf.data.Dataset`), its prediction inputs and its loss."""
+    backbone = _backbone(family)
+    x = {name: rows[name] for name in encoders.input_names(backbone)}
+    aligned = rows["aligned"]
+    if task == "text_classifier":
+        model = kft.presets.text_classifier(3, backbone=backbone)
+        data = (x, rows["classes"])
+        loss = SPARSE
+    elif task in ("token_softmax", "token_crf"):
+        crf = task == "token_crf"
+        model = kft.presets.token_classifier(
+            NUM_TAGS, LENGTH, crf=crf, backbone=backbone
+        )
+        # The rows hold exactly the model's inputs.
+        x = aligned.inputs_for(model)
+        dataset = aligned.dataset(sample_weights=not crf, model=model)
+        loss = kft.layers.CRFLoss() if crf else SPARSE
+        return model, dataset.batch(ROWS), x, loss
+    elif task == "qa":
+        model = kft.qa.question_answerer(backbone, LENGTH)
+        features = rows["features"]
+        x = features.inputs()
+        data = (x, features.targets())
+        loss = {"start": SPARSE, "end": SPARSE}
+    else:
+        model = multitask.build(
+            backbone,
+            {
+                "sentiment": multitask.Classification(3),
+                "tags": multitask.TokenClassification(NUM_TAGS),
+            },
+        )
+        y = {"sentiment": rows["classes"], "tags": aligned.labels}
+        # Only first pieces are tagged.
+        weights = {
+            "sentiment": np.ones(ROWS, "float32"),
+            "tags": aligned.sample_weight,
+        }
+        y["tags"] = np.maximum(y["tags"], 0)
+        data = (x, y, weights)
+        loss = {"sentiment": SPARSE, "tags": SPARSE}
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(ROWS)
+    return model, dataset, x, loss
+
+
+# A SavedModel export costs seconds (the CRF's decoding most), too much
+# for all 35 pairs: each family exports one task, and every task is
+# exported by at least one family.
+EXPORTED = {
+    (family, TASKS[i % len(TASKS)]) for i, family in enumerate(FAMILIES)
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_fit_save_load_export(family, task, rows, tmp_path):
+    model, dataset, x, loss = _task(task, family, rows)
+    assert sorted(x) == sorted(model.input)
+    model = peft.apply(model, peft.LoRAConfig(rank=2))
+    lora = [w for w in model.trainable_weights if "lora" in w.path]
+    assert lora
+    # Eagerly: tracing the train step would cost more than the step.
+    testing.compile_and_build(
+        model,
+        data=dataset,
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=loss,
+        run_eagerly=True,
+    )
+    before = [w.numpy() for w in lora]
+    history = model.fit(dataset, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # LoRA's `B` starts at zero: training moved it.
+    assert any(
+        not np.array_equal(w.numpy(), b)
+        for w, b in zip(lora, before, strict=True)
+    )
+    testing.assert_keras_round_trip(model, x, tmp_path)
+    if (family, task) in EXPORTED:
+        testing.assert_saved_model_round_trip(
+            model, x, str(tmp_path / "saved_model")
+        )
