@@ -168,3 +168,161 @@ def test_lora_fit_save_load_export(family, task, rows, tmp_path):
         testing.assert_saved_model_round_trip(
             model, x, str(tmp_path / "saved_model")
         )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_reads_its_sentence_vector_text_and_answer_span(
+    family, rows
+):
+    backbone = _backbone(family)
+    x = {name: rows[name] for name in encoders.input_names(backbone)}
+    # Called eagerly: cheaper than tracing `predict` for one batch.
+    features = keras.Model(
+        backbone.input, encoders.outputs(backbone, backbone.input)
+    )(x)
+    own = backbone(x)
+    if encoders.family_of(backbone).pooled_output:
+        expected = own["pooled_output"]
+        sequence = own["sequence_output"]
+    else:
+        # No pooler: the first token's state, as keras-hub's classifiers.
+        expected = own[:, 0, :]
+        sequence = own
+    testing.assert_outputs_close(features["pooled_output"], expected)
+    testing.assert_outputs_close(features["sequence_output"], sequence)
+
+    # The family's classifier reads raw text with the family's tokenizer.
+    classifier = kft.presets.text_classifier(
+        2,
+        backbone=backbone,
+        tokenizer=testing.small_tokenizer(family),
+        sequence_length=LENGTH,
+    )
+    assert classifier.preprocessor.sequence_length == LENGTH
+    packed = classifier.preprocessor(["the movie", "a good film"])
+    assert sorted(packed) == sorted(backbone.input)
+    logits = keras.ops.convert_to_numpy(classifier(packed))
+    assert logits.shape == (2, 2) and np.isfinite(logits).all()
+
+    # The span head's context is segment 1, whatever the family.
+    answerer = kft.qa.question_answerer(backbone, LENGTH)
+    start = answerer(rows["features"].inputs())["start"]
+    start = keras.ops.convert_to_numpy(start)
+    allowed = (rows["segment_ids"] == 1) & (rows["padding_mask"] == 1)
+    allowed[:, 0] = True
+    assert (start[~allowed] == -1e9).all()
+    assert (start[allowed] > -1e8).all()
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return testing.small_gpt2_causal_lm()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        lambda b, m: kft.presets.text_classifier(2, backbone=b),
+        lambda b, m: kft.presets.token_classifier(3, backbone=b, crf=True),
+        lambda b, m: kft.qa.question_answerer(b),
+        lambda b, m: multitask.build(b, {"sentiment": 2}),
+        lambda b, m: encoders.outputs(b, b.input),
+        lambda b, m: kft.active.query(
+            m, {"token_ids": np.ones((3, 4), "int32")}, 1, strategy="kcenter"
+        ),
+    ],
+    ids=["text", "tokens", "qa", "multitask", "outputs", "kcenter"],
+)
+def test_every_entry_point_refuses_other_families_naming_the_supported(
+    entry, gpt2
+):
+    with pytest.raises(
+        ValueError, match=r"BERT \(BertBackbone\).*Received: a GPT2Backbone"
+    ):
+        entry(gpt2.backbone, gpt2)
+
+
+def test_text_classifier_refuses_arguments_it_cannot_use():
+    backbone = _backbone("roberta")
+    with pytest.raises(ValueError, match="sequence_length=16, tokenizer=None"):
+        kft.presets.text_classifier(2, backbone=backbone, sequence_length=16)
+    with pytest.raises(ValueError, match="backbone=None"):
+        kft.presets.text_classifier(
+            2, tokenizer=testing.small_tokenizer("roberta")
+        )
+    with pytest.raises(ValueError, match="Pass `preset` or `backbone`"):
+        kft.presets.text_classifier(2, preset="x", backbone=backbone)
+    with pytest.raises(ValueError, match="num_classes=1"):
+        kft.presets.ElectraTextClassifier(_backbone("electra"), 1)
+    with pytest.raises(ValueError, match="backbone=RobertaBackbone"):
+        kft.presets.ElectraTextClassifier(backbone, 2)
+
+
+def test_token_rows_give_a_model_exactly_its_inputs(rows):
+    aligned = rows["aligned"]
+    backbone = _backbone("roberta")
+    softmax = kft.presets.token_classifier(NUM_TAGS, LENGTH, backbone=backbone)
+    assert sorted(aligned.inputs_for(softmax)) == ["padding_mask", "token_ids"]
+    with pytest.raises(ValueError, match="`word_mask=True` contradicts"):
+        aligned.dataset(word_mask=True, model=softmax)
+    inputs = {
+        "token_ids": keras.Input((LENGTH,), dtype="int32", name="token_ids"),
+        "features": keras.Input((LENGTH,), name="features"),
+    }
+    odd = keras.Model(inputs, keras.layers.Dense(2)(inputs["features"]))
+    with pytest.raises(ValueError, match="input 'features'"):
+        aligned.inputs_for(odd)
+
+
+def test_electra_classifier_has_hugging_faces_head_and_loads_from_a_preset(
+    rows, tmp_path
+):
+    backbone = _backbone("electra")
+    backbone.save_to_preset(str(tmp_path / "electra"))
+    testing.small_tokenizer("electra").save_to_preset(str(tmp_path / "electra"))
+    model = kft.presets.text_classifier(
+        3, preset=tmp_path / "electra", sequence_length=LENGTH
+    )
+    assert isinstance(model, kft.presets.ElectraTextClassifier)
+    assert isinstance(
+        model.preprocessor, kft.presets.ElectraTextClassifierPreprocessor
+    )
+    assert model.preprocessor.sequence_length == LENGTH
+    # The first token, a GELU dense layer of the hidden size, the logits;
+    # dropout only in training.
+    x = {name: rows[name] for name in encoders.input_names(backbone)}
+    first = model.backbone(x)["sequence_output"][:, 0].numpy()
+    pooled = model.get_layer("pooled_dense")
+    assert pooled.units == backbone.hidden_dim
+    hidden = keras.activations.gelu(
+        first @ pooled.kernel.numpy() + pooled.bias.numpy(), approximate=False
+    )
+    logits = model.get_layer("logits")
+    expected = hidden @ logits.kernel.numpy() + logits.bias.numpy()
+    actual = keras.Model(model.input, model.output)(x)
+    testing.assert_outputs_close(actual, expected)
+    # Its preprocessor packs ELECTRA's pieces and serializes.
+    packed = model.preprocessor(["the movie", "a good film"])
+    assert sorted(packed) == ["padding_mask", "segment_ids", "token_ids"]
+    assert keras.ops.convert_to_numpy(model(packed)).shape == (2, 3)
+    testing.assert_config_round_trip(model.preprocessor)
+    # The other task builders read the same preset.
+    tagger = kft.presets.token_classifier(
+        NUM_TAGS, LENGTH, preset=tmp_path / "electra"
+    )
+    assert sorted(tagger.input) == ["padding_mask", "segment_ids", "token_ids"]
+    answerer = kft.presets.question_answerer(tmp_path / "electra", LENGTH)
+    assert any(isinstance(layer, type(backbone)) for layer in answerer.layers)
+
+
+def test_kcenter_embeds_with_the_first_token_of_a_pooler_less_family(rows):
+    model = kft.presets.text_classifier(3, backbone=_backbone("roberta"))
+    pool = {name: rows[name] for name in ("token_ids", "padding_mask")}
+    picked = kft.active.query(model, pool, 2, strategy="kcenter")
+    assert len(picked.indices) == 2
+    vectors = kft.active.predictions.embeddings(
+        model, kft.active.pool.as_items(pool), None, 4, 0
+    )
+    testing.assert_outputs_close(
+        vectors, model.backbone.predict(pool, verbose=0)[:, 0], atol=1e-5
+    )
