@@ -20,7 +20,11 @@ data must follow:
   marked above also take `segment_ids`.
 - outputs: BERT, ELECTRA and ALBERT return a dict with `sequence_output`
   and a pooler's `pooled_output`; the others return the sequence output
-  alone.
+  alone. `outputs(backbone, inputs)` gives both for every family, the
+  first token's hidden state standing for the pooler where there is none
+  (as keras-hub's classifiers of those families read).
+- text classifiers: `EncoderFamily.text_classifier`, keras-hub's class of
+  the family, or kfinetune's `ElectraTextClassifier` for ELECTRA.
 - pairs: RoBERTa and XLM-RoBERTa put two end tokens between the
   segments of a pair (`<s> a </s></s> b </s>`), the others one
   (`[CLS] a [SEP] b [SEP]`), as the family's keras-hub preprocessor packs
