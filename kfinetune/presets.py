@@ -171,8 +171,9 @@ def text_classifier(
         backbone: a keras-hub backbone of a supported family, used instead
             of loading `preset` (e.g. `kfinetune.testing.small_backbone(
             "roberta")`). Defaults to `None`.
-        tokenizer: the family's keras-hub tokenizer, with `backbone` only:
-            the classifier then reads raw text. Defaults to `None`.
+        tokenizer: the family's keras-hub tokenizer (e.g. a
+            `RobertaTokenizer` for a `RobertaBackbone`), with `backbone`
+            only: the classifier then reads raw text. Defaults to `None`.
         **kwargs: passed to the family's classifier, e.g. `dropout=0.1`.
 
     Returns:
@@ -183,8 +184,8 @@ def text_classifier(
     Raises:
         ValueError: the backbone is not of a supported family (the message
             names the supported ones), both `preset` and `backbone` are
-            given, or `tokenizer` or `sequence_length` without what they
-            need.
+            given, `tokenizer` is not of the backbone's family, or
+            `tokenizer` or `sequence_length` comes without what it needs.
 
     Example:
 
@@ -224,9 +225,17 @@ def text_classifier(
             backbone=loaded,
             **kwargs,
         )
-    classifier = encoders.family_of(backbone).text_classifier
+    family = encoders.family_of(backbone)
+    classifier = family.text_classifier
     preprocessor = None
     if tokenizer is not None:
+        expected = classifier.preprocessor_cls.tokenizer_cls
+        if not isinstance(tokenizer, expected):
+            raise ValueError(
+                f"A {family.name} backbone reads the pieces of a "
+                f"`{expected.__name__}`. Received: tokenizer="
+                f"{type(tokenizer).__name__}"
+            )
         preprocessor = classifier.preprocessor_cls(
             tokenizer, sequence_length=sequence_length or 64
         )

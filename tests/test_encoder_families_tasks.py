@@ -268,6 +268,12 @@ def test_text_classifier_refuses_arguments_it_cannot_use():
         kft.presets.text_classifier(
             2, tokenizer=testing.small_tokenizer("roberta")
         )
+    with pytest.raises(
+        ValueError, match="`RobertaTokenizer`. Received: tokenizer=BertTok"
+    ):
+        kft.presets.text_classifier(
+            2, backbone=backbone, tokenizer=testing.small_tokenizer("bert")
+        )
     with pytest.raises(ValueError, match="Pass `preset` or `backbone`"):
         kft.presets.text_classifier(2, preset="x", backbone=backbone)
     with pytest.raises(ValueError, match="num_classes=1"):
