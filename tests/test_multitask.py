@@ -358,12 +358,12 @@ def test_a_mean_pooling_head_reads_the_mean_over_the_padding_mask(tmp_path):
     )
 
 
-def test_mean_pooling_needs_a_padding_mask():
+def test_a_backbone_of_another_family_is_refused_naming_the_supported():
     x = keras.Input((SEQUENCE_LENGTH, 8), name="features")
     backbone = keras_hub.models.Backbone(
         inputs=x, outputs={"sequence_output": keras.layers.Dense(8)(x)}
     )
-    with pytest.raises(ValueError, match="needs the backbone's `padding_mask`"):
+    with pytest.raises(ValueError, match=r"RoBERTa \(RobertaBackbone\)"):
         multitask.build(
             backbone, {"s": multitask.Classification(pooling="mean")}
         )

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfinetune import encoders
 from kfinetune import preprocessing
 from kfinetune import walk
 from kfinetune.active import pool as pool_lib
@@ -198,8 +199,10 @@ def embeddings(model, items, embed, batch_size, verbose):
 
     Args:
         model: a Keras model; without `embed`, a keras-hub task whose
-            `backbone` outputs a dict with `"pooled_output"` (BERT-family
-            encoders do).
+            `backbone` is an encoder of a family of `kfinetune.encoders`:
+            the embedding is its pooled output (for a family without a
+            pooler, the first token's hidden state; see
+            `kfinetune.encoders.outputs`).
         items: pool items, as `kfinetune.active.pool.as_items` returns.
         embed: `None`, or a callable taking the items (in the pool's form)
             and returning an array of shape `(items, dimensions)`, e.g. an
@@ -211,8 +214,8 @@ def embeddings(model, items, embed, batch_size, verbose):
         An array of shape `(items, dimensions)`.
 
     Raises:
-        ValueError: if `embed` is `None` and the model has no backbone with
-            a pooled output, or `embed` returns the wrong shape.
+        ValueError: if `embed` is `None` and the model has no encoder
+            backbone of a supported family, or `embed` returns the wrong shape.
 
     Example:
 
@@ -224,18 +227,20 @@ def embeddings(model, items, embed, batch_size, verbose):
     count = pool_lib.size(items)
     if embed is None:
         backbone = getattr(model, "backbone", None)
-        output = getattr(backbone, "output", None)
-        if not isinstance(output, dict) or "pooled_output" not in output:
+        try:
+            encoders.family_of(backbone)
+        except ValueError as error:
             raise ValueError(
                 "`strategy='kcenter'` measures diversity on embeddings: "
-                "either the model is a keras-hub task whose `backbone` "
-                "outputs a `pooled_output` (a BERT-family classifier), or "
-                "`embed` is given (a callable mapping the pool's items to an "
-                "array of shape (items, dimensions)). "
-                f"Received: model={model.name!r} with backbone={backbone!r}, "
+                "either the model is a keras-hub task whose `backbone` is an "
+                "encoder of a supported family (its pooled output is the "
+                "embedding), or `embed` is given (a callable mapping the "
+                "pool's items to an array of shape (items, dimensions)). "
+                f"{error} as the backbone of model={model.name!r}, and "
                 "embed=None"
-            )
-        encoder = keras.Model(backbone.input, output["pooled_output"])
+            ) from None
+        pooled = encoders.outputs(backbone, backbone.input)["pooled_output"]
+        encoder = keras.Model(backbone.input, pooled)
         vectors = encoder.predict(
             _model_batches(model, items, batch_size), verbose=verbose
         )

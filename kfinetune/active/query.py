@@ -127,8 +127,10 @@ def query(
     - `"kcenter"`: diversity, not uncertainty: greedy k-center (core-set)
       on embeddings of the whole pool, starting from the labelled items as
       centers; the score is each pick's distance to its nearest center.
-      The embeddings are the backbone's `pooled_output` for a keras-hub
-      task, or `embed(items)` for any other model.
+      The embeddings are the backbone's pooled output for a keras-hub
+      task on an encoder of `kfinetune.encoders` (the first token's
+      hidden state for a family without a pooler), or `embed(items)` for
+      any other model.
 
     The uncertainty strategies run the model's `predict` over the
     unlabelled items only; `"kcenter"` embeds every item, labelled ones

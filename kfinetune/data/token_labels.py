@@ -178,7 +178,7 @@ class TokenLabels:
             )
         return {name: available[name] for name in available if name in names}
 
-    def dataset(self, sample_weights=True, word_mask=False):
+    def dataset(self, sample_weights=True, word_mask=None, model=None):
         """A `tf.data.Dataset` of `(inputs, labels[, sample_weight])` rows.
 
         Args:
@@ -190,20 +190,41 @@ class TokenLabels:
                 the `-1` labels at padding and scores the rest). Defaults
                 to `True`.
             word_mask: give `word_inputs` (with `word_mask`) instead of
-                `inputs`, for a word-level CRF tagger. Defaults to `False`.
+                `inputs`, for a word-level CRF tagger. Defaults to `None`:
+                as `model` takes, or `False` without a model.
+            model: the model to train, whose inputs the rows then hold
+                exactly (`inputs_for(model)`): a backbone of a family
+                without segment embeddings (RoBERTa, ...) takes no
+                `segment_ids`. Defaults to `None` (`inputs` or
+                `word_inputs`, as `word_mask` says).
 
         Returns:
             An unbatched `tf.data.Dataset`.
 
+        Raises:
+            ValueError: the rows have no tags, `model` takes an input they
+                lack, or `word_mask` contradicts `model`.
+
         Example:
 
         ```python
-        model.fit(aligned.dataset().shuffle(1000).batch(16), epochs=3)
+        rows = aligned.dataset(model=model)
+        model.fit(rows.shuffle(1000).batch(16), epochs=3)
         ```
         """
         checks.boolean("sample_weights", sample_weights)
-        checks.boolean("word_mask", word_mask)
-        inputs = self.word_inputs if word_mask else self.inputs
+        if word_mask is not None:
+            checks.boolean("word_mask", word_mask)
+        if model is None:
+            inputs = self.word_inputs if word_mask else self.inputs
+        else:
+            inputs = self.inputs_for(model)
+            if word_mask is not None and word_mask != ("word_mask" in inputs):
+                raise ValueError(
+                    f"`word_mask={word_mask}` contradicts the model, which "
+                    f"takes {sorted(inputs)}. Received: "
+                    f"word_mask={word_mask}, model={model.name!r}"
+                )
         if not self.has_tags:
             raise ValueError(
                 "These rows were aligned without tags (for prediction): "

@@ -365,9 +365,10 @@ class CRF(keras.layers.Layer):
     Example:
 
     ```python
-    backbone = kfinetune.testing.small_bert_backbone()
+    # Any family of `kfinetune.encoders`.
+    backbone = kfinetune.testing.small_backbone("roberta")
     inputs = backbone.input
-    hidden = backbone(inputs)["sequence_output"]
+    hidden = kfinetune.encoders.sequence_output(backbone, inputs)
     emissions = keras.layers.Dense(5)(hidden)
     tags = kfinetune.layers.CRF(5)(emissions, mask=inputs["padding_mask"])
     model = keras.Model(inputs, tags)

@@ -50,7 +50,8 @@ class Mixup(keras.layers.Layer):
     layer keeps the `λ` of its last call in the non-trainable variable
     `mixup_lambda` (1 outside training), and `kfinetune.layers.MixupLoss`
     reads it. Put the layer after the pooled output of a text encoder
-    (mixing token ids would be meaningless), as in the example.
+    (mixing token ids would be meaningless), as in the example, which
+    works on every family of `kfinetune.encoders`.
 
     Args:
         alpha: the Beta distribution's concentration, positive. Small values
@@ -71,7 +72,10 @@ class Mixup(keras.layers.Layer):
     ```python
     classifier = kfinetune.presets.text_classifier(num_classes=2)
     backbone = classifier.backbone
-    pooled = backbone(backbone.input)["pooled_output"]
+    # The pooler's output, or the first token's for a family without one.
+    pooled = kfinetune.encoders.outputs(backbone, backbone.input)[
+        "pooled_output"
+    ]
     mixup = kfinetune.layers.Mixup(alpha=0.2, seed=0, name="mixup")
     logits = keras.layers.Dense(2)(mixup(pooled))
     model = keras.Model(backbone.input, logits)

@@ -11,10 +11,15 @@ class SpanHead(keras.layers.Layer):
     One dense unit per output on every token's hidden state. Tokens that
     cannot hold an answer get a logit of `-1e9`, so a softmax over the
     positions never picks them: only the context tokens (segment 1, not
-    padding) and the first token (`[CLS]`, which stands for "no answer")
-    keep their logits. The context's closing `[SEP]` (segment 1 in BERT)
-    keeps its logit too; no training target points at it and
+    padding) and the first token (`[CLS]` or `<s>`, which stands for "no
+    answer") keep their logits. The context's closing end token (segment
+    1) keeps its logit too; no training target points at it and
     `kfinetune.qa.postprocess` never picks it.
+
+    The context is read from `segment_ids`, not from the backbone, so the
+    head works on every encoder family, those whose backbone takes no
+    `segment_ids` (RoBERTa, ...) included (see
+    `kfinetune.qa.question_answerer`).
 
     Args:
         kernel_initializer: initializer of the dense kernel. Defaults to

@@ -49,8 +49,11 @@ class Classification(Head):
         num_classes: the number of classes, at least 2. Defaults to `2`.
         dropout: see `Head`. Defaults to `0.1`.
         pooling: how the head reads the sentence. `"pooler"`: the
-            backbone's `pooled_output` (BERT's pooler over `[CLS]`, what
-            keras-hub's classifiers read), or `"mean"`: the mean of
+            backbone's `pooled_output` (the pooler over the first token of
+            BERT, ELECTRA and ALBERT; the first token's hidden state of
+            the families without a pooler, what keras-hub's classifiers of
+            those families read: see `kfinetune.encoders.outputs`), or
+            `"mean"`: the mean of
             `sequence_output` over the tokens of the padding mask.
             Sentence-embedding checkpoints were trained with mean pooling,
             not with their pooler: on all-MiniLM-L6-v2 (a

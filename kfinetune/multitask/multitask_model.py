@@ -5,6 +5,7 @@ import re
 import keras
 import keras_hub
 
+from kfinetune import encoders
 from kfinetune.multitask import heads as heads_lib
 
 _TASK = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -52,40 +53,21 @@ def _check_heads(heads, backbone):
             "other heads' `<task>_dropout` and `<task>_mean` layers. "
             f"Received: task={clashes[0]!r}"
         )
-    inputs = backbone.input
-    for task, spec in specs.items():
-        if spec.pooling == "mean" and not (
-            isinstance(inputs, dict) and "padding_mask" in inputs
-        ):
-            raise ValueError(
-                f'The head of task {task!r} pools with `pooling="mean"`, '
-                "which needs the backbone's `padding_mask` input; "
-                f"{backbone.name!r} has none. Received: "
-                f"heads[{task!r}]={spec!r}"
-            )
     return specs
-
-
-def _features(backbone, outputs, spec):
-    if not isinstance(outputs, dict) or spec.features not in outputs:
-        available = (
-            sorted(outputs) if isinstance(outputs, dict) else "one tensor"
-        )
-        raise ValueError(
-            f"A {type(spec).__name__} head reads the backbone's "
-            f"`{spec.features}`, which {backbone.name!r} does not output "
-            f"(it outputs {available}). Received: backbone={backbone.name!r}"
-        )
-    return outputs[spec.features]
 
 
 def build(backbone, heads, name="multitask"):
     """Builds a multi-task model: a shared backbone, one head per task.
 
     The result is a plain functional `keras.Model` over the backbone's
-    inputs (for BERT: the dict of `token_ids`, `segment_ids` and
-    `padding_mask` that a keras-hub preprocessor produces) whose output is a
-    dict keyed by task name. Each head is a dropout layer named
+    inputs (the dict of `token_ids`, `padding_mask` and, for the families
+    that take them, `segment_ids`, that a keras-hub preprocessor produces)
+    whose output is a dict keyed by task name. A sentence-level head with
+    `pooling="pooler"` reads the pooler's `pooled_output` of BERT, ELECTRA
+    and ALBERT, and the first token's hidden state of the families without
+    a pooler (RoBERTa, XLM-RoBERTa, DistilBERT, DeBERTa-v3), the vector
+    keras-hub's classifiers of those families read (see
+    `kfinetune.encoders.outputs`). Each head is a dropout layer named
     `<task>_dropout` and a dense layer named `<task>` (its logits or value),
     after a `GlobalAveragePooling1D` named `<task>_mean` for a head with
     `pooling="mean"`.
@@ -96,10 +78,10 @@ def build(backbone, heads, name="multitask"):
     to those (its `metrics` would count every example for every task).
 
     Args:
-        backbone: a built keras-hub backbone whose outputs are a dict with
-            `sequence_output` and, for sentence-level heads, `pooled_output`
-            (a `BertBackbone`, or a keras-hub BERT text classifier's
-            `.backbone`). Its weights are shared by every task.
+        backbone: a built keras-hub backbone of a family of
+            `kfinetune.encoders` (e.g. a `BertBackbone`, or a keras-hub
+            text classifier's `.backbone`). Its weights are shared by every
+            task.
         heads: a dict of task name → an integer number of classes (a
             `Classification` head) or a head spec: `Classification`,
             `TokenClassification` or `Regression`.
@@ -109,9 +91,9 @@ def build(backbone, heads, name="multitask"):
         A `keras.Model` with a dict output keyed by task name.
 
     Raises:
-        ValueError: `backbone` is not a keras-hub backbone, `heads` is empty,
-            a task name or a head is invalid, or the backbone lacks the
-            output a head reads.
+        ValueError: `backbone` is not a keras-hub backbone of a supported
+            family (the message names the supported ones), `heads` is
+            empty, or a task name or a head is invalid.
 
     Example:
 
@@ -145,12 +127,13 @@ def build(backbone, heads, name="multitask"):
             f"{hint} Received: backbone={getattr(backbone, 'name', backbone)!r}"
             f" ({type(backbone).__name__})"
         )
+    encoders.family_of(backbone)
     specs = _check_heads(heads, backbone)
     inputs = backbone.input
-    features = backbone(inputs)
+    features = encoders.outputs(backbone, inputs)
     outputs = {}
     for task, spec in specs.items():
-        x = _features(backbone, features, spec)
+        x = features[spec.features]
         if spec.pooling == "mean":
             x = keras.layers.GlobalAveragePooling1D(
                 dtype=backbone.dtype_policy, name=f"{task}_mean"

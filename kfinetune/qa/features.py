@@ -95,8 +95,9 @@ class QAFeatures:
 
     def inputs(self):
         """The model inputs: a dict of `token_ids`, `segment_ids` and
-        `padding_mask` arrays (`segment_ids` for every family: see the
-        module docstring)."""
+        `padding_mask` arrays, the inputs of
+        `kfinetune.qa.question_answerer` on every encoder family (its span
+        head reads `segment_ids` even where the backbone does not)."""
         return {
             "token_ids": self.token_ids,
             "segment_ids": self.segment_ids,

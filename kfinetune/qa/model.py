@@ -1,8 +1,9 @@
-"""`question_answerer`: a BERT-family backbone with a span head."""
+"""`question_answerer`: a keras-hub encoder backbone with a span head."""
 
 import keras
 
 from kfinetune import checks
+from kfinetune import encoders
 from kfinetune.layers.span_head import SpanHead
 
 INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -24,10 +25,15 @@ def question_answerer(backbone, sequence_length=None, dropout=0.1):
     model.compile(optimizer="adam", loss={"start": loss, "end": loss})
     ```
 
+    The model takes `token_ids`, `segment_ids` and `padding_mask` whatever
+    the family: the span head reads `segment_ids` (1 on the context) to
+    know where an answer may lie. A backbone of a family without segment
+    embeddings (RoBERTa, XLM-RoBERTa, DistilBERT, DeBERTa-v3; see
+    `kfinetune.encoders`) does not read them, as its pretraining never
+    saw them; only the head does.
+
     Args:
-        backbone: a keras-hub backbone with `token_ids`, `segment_ids` and
-            `padding_mask` inputs and a `sequence_output` output (BERT and
-            its relatives).
+        backbone: a keras-hub backbone of a family of `kfinetune.encoders`.
         sequence_length: the input length, or `None` for any length up to
             the backbone's maximum. Defaults to `None`.
         dropout: dropout rate on the hidden states before the head.
@@ -36,13 +42,18 @@ def question_answerer(backbone, sequence_length=None, dropout=0.1):
     Returns:
         A `keras.Model`.
 
+    Raises:
+        ValueError: `backbone` is not of a supported family (the message
+            names the supported ones), or an argument is invalid.
+
     Example:
 
     ```python
-    backbone = keras_hub.models.BertBackbone.from_preset(path)
+    backbone = keras_hub.models.Backbone.from_preset(path)
     model = kfinetune.qa.question_answerer(backbone, sequence_length=256)
     ```
     """
+    encoders.family_of(backbone)
     checks.in_range("dropout", dropout, 0.0, 1.0)
     if sequence_length is not None:
         checks.positive_integer("sequence_length", sequence_length)
@@ -50,7 +61,7 @@ def question_answerer(backbone, sequence_length=None, dropout=0.1):
         name: keras.Input((sequence_length,), dtype="int32", name=name)
         for name in INPUTS
     }
-    hidden = backbone(inputs)["sequence_output"]
+    hidden = encoders.sequence_output(backbone, inputs)
     hidden = keras.layers.Dropout(dropout, name="span_dropout")(hidden)
     # Named like keras-hub classifier heads, so `kfinetune.peft` methods
     # keep it trainable by default.
