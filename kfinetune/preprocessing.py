@@ -79,7 +79,8 @@ def preprocess(preprocessor, x):
             TensorFlow can trace.
         x: a batch of raw inputs (an array or list of strings, a tuple of
             two arrays for sentence pairs), or a `tf.data.Dataset` of such
-            batches.
+            batches, read as `predict` reads one (a batch `(x,)` or
+            `(x, y)` holds the inputs `x`).
 
     Returns:
         The preprocessed inputs (for a text classifier, a dict of
@@ -97,7 +98,12 @@ def preprocess(preprocessor, x):
     ```
     """
     if isinstance(x, tf.data.Dataset):
-        batches = [_numpy(_traced(preprocessor, batch)(batch)) for batch in x]
+        batches = []
+        for batch in x:
+            # As `predict` reads a dataset: `(x,)` or `(x, y, ...)` are
+            # tuples holding the inputs (a sentence pair is `((a, b),)`).
+            batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            batches.append(_numpy(_traced(preprocessor, batch)(batch)))
         if not batches:
             raise ValueError(
                 "The dataset holds no inputs to preprocess. Received: an "

@@ -49,6 +49,11 @@ def test_pairs_and_models_without_a_preprocessor(classifier):
     )
     # The second texts count.
     assert not np.allclose(pairs, preprocessing.predict(classifier, first))
+    # A dataset of pairs holds them as `predict` reads them: `((a, b),)`.
+    dataset = tf.data.Dataset.from_tensor_slices(((first, second),))
+    np.testing.assert_array_equal(
+        preprocessing.predict(classifier, dataset.batch(1)), pairs
+    )
     features = preprocessing.preprocess(classifier.preprocessor, TEXTS)
     assert set(features) == {"token_ids", "segment_ids", "padding_mask"}
     assert features["token_ids"].shape == (4, 16)
