@@ -1,5 +1,6 @@
-"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of BERT, Llama
-and GPT-2 models, read into and written from keras-hub models.
+"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of encoder
+(BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa-v3),
+Llama and GPT-2 models, read into and written from keras-hub models.
 
 The names of each architecture's modules, and the keras-hub layers that
 hold the same weights, are in `kfinetune.peft.hf_names`.
@@ -59,7 +60,7 @@ def load_hf(model, directory, name="default", base_model=None):
     PEFT's `save_pretrained` writes, maps PEFT's module names and
     PyTorch's weights onto the keras-hub layers and kernel shapes, and
     applies the adapter with `kfinetune.peft.apply`, so that merging,
-    saving and export work as for any kfinetune adapter. Three
+    saving and export work as for any kfinetune adapter. These
     architectures are supported, each as its PyTorch base model or task
     model (see `kfinetune.peft.hf_names`):
 
@@ -82,6 +83,14 @@ def load_hf(model, directory, name="default", base_model=None):
       `[query; key; value]`: each of keras-hub's three layers gets a LoRA
       with a copy of `A` and its rows of `B`, which adds up to exactly
       PEFT's update.
+    - RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA and DeBERTa-v3:
+      the base model (`RobertaModel`, `DistilBertModel`, `AlbertModel`,
+      ...) for the keras-hub backbone; the attention and feed-forward
+      projections, the word embeddings, ALBERT's pooler and embedding
+      projection and ELECTRA's embedding projection. Build the backbone
+      with `kfinetune.presets.backbone`, which keeps the checkpoint's own
+      activation. Adapters of their task models are refused: keras-hub's
+      heads of these families are not laid out as PyTorch's.
 
     The attention kernels of keras-hub are `(hidden, heads, head_dim)`;
     the factors are reshaped to them as keras-hub's converters reshape
@@ -114,7 +123,9 @@ def load_hf(model, directory, name="default", base_model=None):
             options kfinetune does not reproduce (biases, per-layer
             ranks, DoRA on embeddings, an unconverted PiSSA or OLoRA
             adapter); it was made for another architecture, or for
-            the task model where `model` is a backbone (or the reverse); a
+            the task model where `model` is a backbone (or the reverse),
+            or `model` is a task of a family whose adapters are read for
+            the backbone only; a
             module has no keras-hub counterpart or cannot take LoRA; a
             weight's shape does not fit the model (another base model, or
             a rank that disagrees with the config); `base_model` differs
@@ -518,7 +529,16 @@ def _family(base, model):
             "(e.g. from `kfinetune.presets.text_classifier`). Received: "
             f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
         )
-    return family, backbone is not base
+    task = backbone is not base
+    if task and not family.tasks:
+        raise ValueError(
+            f"kfinetune reads and writes PEFT adapters of the {family.name} "
+            "base model only: keras-hub's task heads of this family are not "
+            "laid out as PyTorch's, so PEFT could not hold them. Pass the "
+            "backbone (`model.backbone`). Received: "
+            f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
+        )
+    return family, task
 
 
 def _check_peft_type(config, directory):
