@@ -429,7 +429,22 @@ CONVENTIONS = {
 
 def read_config(preset):
     """The `config.json` of a local Hugging Face encoder folder of a
-    supported family (`CONVENTIONS`), or `None` for anything else."""
+    supported family (`CONVENTIONS`).
+
+    Args:
+        preset: a keras-hub preset handle or a local folder.
+
+    Returns:
+        The config as a dict, or `None` when `preset` is not a local
+        Hugging Face folder of a supported family.
+
+    Example:
+
+    ```python
+    config = kfinetune.hf_encoders.read_config("my-roberta-folder")
+    config["model_type"]  # 'roberta'
+    ```
+    """
     config_file = pathlib.Path(str(preset)) / "config.json"
     if not config_file.is_file():
         return None
@@ -440,12 +455,27 @@ def read_config(preset):
 
 
 def checkpoint_activation(preset):
-    """The feed-forward activation a Hugging Face encoder checkpoint folder
-    asks for, as a key of `ACTIVATIONS`, or `None` when `preset` is not a
-    local Hugging Face folder of a supported family.
+    """The feed-forward activation a Hugging Face encoder checkpoint asks
+    for (`hidden_act`, DistilBERT's `activation`, or transformers' default
+    for the family).
+
+    Args:
+        preset: a keras-hub preset handle or a local folder.
+
+    Returns:
+        A key of `ACTIVATIONS`, or `None` when `preset` is not a local
+        Hugging Face folder of a supported family.
 
     Raises:
         ValueError: the checkpoint's activation has no Keras equivalent.
+
+    Example:
+
+    ```python
+    kfinetune.hf_encoders.checkpoint_activation(
+        kfinetune.presets.minilm_path()
+    )  # 'gelu'
+    ```
     """
     config = read_config(preset)
     if config is None:
@@ -472,11 +502,24 @@ def _require(condition, preset, key, value, why):
 
 def check_conventions(preset, config):
     """Refuses a checkpoint whose config asks for something keras-hub's
-    backbone of the family does not compute.
+    backbone of the family does not compute (see the module docstring).
+
+    Args:
+        preset: the folder, named in the error.
+        config: its `config.json`, from `read_config`.
 
     Raises:
         ValueError: naming the config key, its value and what keras-hub
             computes instead.
+
+    Example:
+
+    ```python
+    folder = "my-deberta-folder"
+    kfinetune.hf_encoders.check_conventions(
+        folder, kfinetune.hf_encoders.read_config(folder)
+    )
+    ```
     """
     model_type = config["model_type"]
     conventions = CONVENTIONS[model_type]
@@ -498,15 +541,15 @@ def check_conventions(preset, config):
         position_type,
         "keras-hub's encoders have absolute position embeddings only",
     )
-    if model_type == "roberta":
+    if model_type in ("roberta", "xlm-roberta"):
         pad = config.get("pad_token_id", 1)
         _require(
             pad == 1,
             preset,
             "pad_token_id",
             pad,
-            "keras-hub's RoBERTa numbers positions from 2, after padding "
-            "index 1",
+            f"keras-hub's {model_type} numbers positions from 2, after "
+            "padding index 1",
         )
     if model_type == "distilbert":
         sinusoidal = config.get("sinusoidal_pos_embds", False)
@@ -526,7 +569,9 @@ def _check_deberta_v3(preset, config):
     content and both disentangled terms (c2p, p2c) with keys shared
     between content and positions, log-bucketed relative positions, a
     layer-normed relative embedding table, and no absolute positions."""
-    att_type = config.get("pos_att_type", [])
+    hidden = config["hidden_size"]
+    head_size = hidden // config["num_attention_heads"]
+    att_type = config.get("pos_att_type") or []
     if isinstance(att_type, str):
         att_type = att_type.lower().split("|")
     checks = (
@@ -538,11 +583,8 @@ def _check_deberta_v3(preset, config):
         ("type_vocab_size", 0, lambda v: v == 0),
         ("conv_kernel_size", 0, lambda v: v == 0),
         ("position_buckets", -1, lambda v: v > 0),
-        (
-            "embedding_size",
-            config.get("hidden_size"),
-            lambda v: v == config.get("hidden_size"),
-        ),
+        ("embedding_size", None, lambda v: v in (None, hidden)),
+        ("attention_head_size", None, lambda v: v in (None, head_size)),
     )
     for key, default, good in checks:
         value = att_type if key == "pos_att_type" else config.get(key, default)
@@ -554,8 +596,9 @@ def _check_deberta_v3(preset, config):
             "keras-hub's DebertaV3Backbone computes DeBERTa-v3's "
             "attention only (relative_attention, pos_att_type c2p and "
             "p2c, share_att_key, norm_rel_ebd layer_norm, "
-            "position_buckets > 0, no absolute positions, token types or "
-            "convolution)",
+            "position_buckets > 0, heads of hidden_size / "
+            "num_attention_heads, no absolute positions, token types, "
+            "convolution or embedding projection)",
         )
 
 
@@ -646,7 +689,8 @@ def _electra(preset, config):
     newly initialised: ELECTRA checkpoints have no pooler (their
     classification head is the task model's own)."""
     hidden = config["hidden_size"]
-    embedding = config.get("embedding_size", hidden)
+    # transformers' default when the config leaves it out.
+    embedding = config.get("embedding_size", 128)
     backbone = keras_hub.models.ElectraBackbone(
         vocab_size=config["vocab_size"],
         num_layers=config["num_hidden_layers"],
@@ -745,11 +789,24 @@ def load_backbone(preset):
     """Loads a keras-hub backbone from `preset`: a Hugging Face encoder
     folder with the checkpoint's own activation and conventions (see the
     module docstring), anything else with `keras_hub.models.Backbone.
-    from_preset`.
+    from_preset`. `kfinetune.presets.backbone` calls it.
+
+    Args:
+        preset: a keras-hub preset handle or a local folder.
+
+    Returns:
+        A keras-hub backbone: the family's `HF...Backbone` when the
+        checkpoint's activation differs from keras-hub's.
 
     Raises:
         ValueError: the checkpoint asks for an activation or convention
-            keras-hub's backbone cannot follow.
+            keras-hub's backbone cannot follow, or has no safetensors file.
+
+    Example:
+
+    ```python
+    backbone = kfinetune.hf_encoders.load_backbone("my-electra-folder")
+    ```
     """
     config = read_config(preset)
     if config is None:

@@ -115,6 +115,7 @@ def test_keras_hub_reads_the_fixture_tokenizers(family):
     [
         ("roberta", "layer_norm_eps", 1e-12),
         ("roberta", "pad_token_id", 0),
+        ("xlm_roberta", "pad_token_id", 0),
         ("electra", "position_embedding_type", "relative_key"),
         ("electra", "hidden_act", "quick_gelu"),
         ("distil_bert", "sinusoidal_pos_embds", True),
@@ -122,6 +123,8 @@ def test_keras_hub_reads_the_fixture_tokenizers(family):
         ("deberta_v3", "pos_att_type", ["c2p"]),
         ("deberta_v3", "position_biased_input", True),
         ("deberta_v3", "share_att_key", False),
+        ("deberta_v3", "position_buckets", -1),
+        ("deberta_v3", "attention_head_size", 8),
     ],
 )
 def test_checkpoints_keras_hub_cannot_follow_are_refused(
