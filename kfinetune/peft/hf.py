@@ -85,12 +85,17 @@ def load_hf(model, directory, name="default", base_model=None):
       PEFT's update.
     - RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA and DeBERTa-v3:
       the base model (`RobertaModel`, `DistilBertModel`, `AlbertModel`,
-      ...) for the keras-hub backbone; the attention and feed-forward
-      projections, the word embeddings, ALBERT's pooler and embedding
-      projection and ELECTRA's embedding projection. Build the backbone
-      with `kfinetune.presets.backbone`, which keeps the checkpoint's own
-      activation. Adapters of their task models are refused: keras-hub's
-      heads of these families are not laid out as PyTorch's.
+      ...) for the keras-hub backbone, and (but for ELECTRA, which has no
+      keras-hub classifier) the `...ForSequenceClassification` for
+      keras-hub's text classifier, whose head is PyTorch's layer for
+      layer; the attention and feed-forward projections, the word
+      embeddings, ALBERT's pooler and embedding projection, ELECTRA's
+      embedding projection, and the head in `modules_to_save`
+      (RoBERTa's `classifier.dense` and `out_proj` as `pooled_dense` and
+      `logits`, DistilBERT's `pre_classifier` and `classifier`,
+      DeBERTa's `pooler.dense` and `classifier`). Build the backbone with
+      `kfinetune.presets.backbone`, which keeps the checkpoint's own
+      activation and conventions.
 
     The attention kernels of keras-hub are `(hidden, heads, head_dim)`;
     the factors are reshaped to them as keras-hub's converters reshape
@@ -388,11 +393,8 @@ def save_hf(
                 "PEFT's modules_to_save could only hold whole. Received: "
                 f"path={site.path!r}"
             )
-        layer = site.layer
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        saved[f"{module}.weight"] = kernel if family.conv1d else kernel.T
-        if getattr(layer, "bias", None) is not None:
-            saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
+        saved.update(_saved_weights(family, module, site.layer))
+    saved.update(_whole_heads(family, task, saved, sites))
     fused = {
         module: _fuse(parts[module], found, by_path)
         for module, found in factors.items()
@@ -427,7 +429,7 @@ def save_hf(
         ),
         "lora_dropout": config.dropout,
         "target_modules": sorted(fused),
-        "modules_to_save": sorted({k.rsplit(".", 1)[0] for k in saved}) or None,
+        "modules_to_save": _modules_to_save(family, task, saved),
         "inference_mode": True,
         "init_lora_weights": True,
         "revision": None,
@@ -449,6 +451,48 @@ def save_hf(
         metadata={"format": "pt"},
     )
     return directory
+
+
+def _saved_weights(family, module, layer):
+    """The PyTorch weights of `layer`, a layer of `modules_to_save`."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    saved = {f"{module}.weight": kernel if family.conv1d else kernel.T}
+    if getattr(layer, "bias", None) is not None:
+        saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
+    return saved
+
+
+def _head_of(family, task, module):
+    """The PyTorch module PEFT keeps for `module` when it is a part of a
+    task's head: the head as a whole (RoBERTa's `classifier`, which holds
+    `dense` and `out_proj`); `None` for any other module."""
+    paths = family.keras_paths(module, task) if task else None
+    if paths and any(family.is_head(path) for path in paths):
+        return module.split(".")[0]
+    return None
+
+
+def _whole_heads(family, task, saved, sites):
+    """The weights of the rest of the task's head when `saved` has a part
+    of it: PEFT keeps a head whole and would leave an unsaved part at its
+    new, random initial value (and matches `modules_to_save` by the end
+    of a name, so DistilBERT's `classifier` takes `pre_classifier` too)."""
+    modules = {key.rsplit(".", 1)[0] for key in saved}
+    if not any(_head_of(family, task, module) for module in modules):
+        return {}
+    layers = {site.path: site.layer for site in sites}
+    found = {}
+    for torch_name, keras_name in family.head_modules:
+        if torch_name not in modules:
+            found.update(_saved_weights(family, torch_name, layers[keras_name]))
+    return found
+
+
+def _modules_to_save(family, task, saved):
+    """PEFT's `modules_to_save`: the kept modules, each head whole."""
+    modules = {key.rsplit(".", 1)[0] for key in saved}
+    kept = {_head_of(family, task, module) or module for module in modules}
+    return sorted(kept) or None
 
 
 def _matrices(a, b):
@@ -533,8 +577,8 @@ def _family(base, model):
     if task and not family.tasks:
         raise ValueError(
             f"kfinetune reads and writes PEFT adapters of the {family.name} "
-            "base model only: keras-hub's task heads of this family are not "
-            "laid out as PyTorch's, so PEFT could not hold them. Pass the "
+            "base model only: keras-hub has no task of this family whose "
+            "head is PyTorch's, so PEFT could not hold it. Pass the "
             "backbone (`model.backbone`). Received: "
             f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
         )

@@ -47,10 +47,10 @@ class Family:
             layers, which PEFT keeps as `modules_to_save`. Defaults to
             none.
         tasks: whether keras-hub tasks of the family take adapters of
-            the PyTorch task model. `False` where the task's head is not
-            laid out as PyTorch's, so that an adapter could not hold it:
-            only the backbone then takes (base-model) adapters. Defaults
-            to `True`.
+            the PyTorch task model. `False` where keras-hub has no task
+            whose head is PyTorch's (ELECTRA), so that an adapter could
+            not hold it: only the backbone then takes (base-model)
+            adapters. Defaults to `True`.
         conv1d: whether the PyTorch projections are `Conv1D`, whose
             weights are `(in, out)`; PEFT then records
             `fan_in_fan_out: true`. Their LoRA factors are PyTorch's usual
@@ -228,11 +228,10 @@ _BERT_LAYER = _bert_like(
     "encoder.layer.{i}.intermediate.dense",
     "encoder.layer.{i}.output.dense",
 )
-# Backbones only: keras-hub's classifier heads of these families are not
-# laid out as PyTorch's (RoBERTa's `classifier.dense` and `out_proj`,
-# DistilBERT's `pre_classifier`, ELECTRA's and DeBERTa's own; ELECTRA has
-# no keras-hub classifier), and PEFT always keeps the head of a
-# sequence classifier in `modules_to_save`.
+# The heads of keras-hub's text classifiers are PyTorch's sequence
+# classification heads, layer for layer (the same activations: tanh for
+# RoBERTa, ReLU for DistilBERT, exact GELU for DeBERTa's pooler). keras-hub
+# has no ELECTRA classifier, so ELECTRA takes base-model adapters only.
 # XLM-RoBERTa before RoBERTa: keras-hub's `XLMRobertaBackbone` subclasses
 # `RobertaBackbone`; both keep the base model as `roberta`.
 XLM_ROBERTA = Family(
@@ -243,8 +242,11 @@ XLM_ROBERTA = Family(
         ("embeddings.word_embeddings", "embeddings/token_embedding"),
     ),
     task_prefix="roberta.",
-    tasks=False,
     task_type="SEQ_CLS",
+    head_modules=(
+        ("classifier.dense", "pooled_dense"),
+        ("classifier.out_proj", "logits"),
+    ),
 )
 ROBERTA = dataclasses.replace(
     XLM_ROBERTA, name="RoBERTa", backbone=keras_hub.models.RobertaBackbone
@@ -270,8 +272,8 @@ DISTILBERT = Family(
         ),
     ),
     task_prefix="distilbert.",
-    tasks=False,
     task_type="SEQ_CLS",
+    head_modules=(("pre_classifier", "pooled_dense"), ("classifier", "logits")),
 )
 # ALBERT shares its layers across depth: PyTorch names them by group and
 # place in the group, as keras-hub does.
@@ -292,8 +294,8 @@ ALBERT = Family(
         ("embeddings.word_embeddings", "token_embedding"),
     ),
     task_prefix="albert.",
-    tasks=False,
     task_type="SEQ_CLS",
+    head_modules=(("classifier", "logits"),),
 )
 ELECTRA = Family(
     name="ELECTRA",
@@ -325,8 +327,8 @@ DEBERTA_V3 = Family(
         ("embeddings.word_embeddings", "token_embedding"),
     ),
     task_prefix="deberta.",
-    tasks=False,
     task_type="SEQ_CLS",
+    head_modules=(("pooler.dense", "pooled_dense"), ("classifier", "logits")),
 )
 FAMILIES = (
     BERT,

@@ -185,18 +185,139 @@ def test_an_adapter_of_another_family_is_refused():
         peft.load_hf(backbone("deberta_v3"), FIXTURES / "distil_bert_lora")
 
 
-def test_adapters_of_task_models_are_refused(loaded):
-    # keras-hub's RoBERTa head is not PyTorch's `classifier.dense` and
-    # `out_proj`: only the backbone takes adapters.
-    classifier = keras_hub.models.RobertaTextClassifier(
-        backbone("roberta"), num_classes=2, preprocessor=None
+CLASSIFIERS = {
+    "roberta": keras_hub.models.RobertaTextClassifier,
+    "xlm_roberta": keras_hub.models.XLMRobertaTextClassifier,
+    "distil_bert": keras_hub.models.DistilBertTextClassifier,
+    "albert": keras_hub.models.AlbertTextClassifier,
+    "deberta_v3": keras_hub.models.DebertaV3TextClassifier,
+}
+
+
+def classifier(family):
+    return CLASSIFIERS[family](
+        backbone(family), num_classes=2, preprocessor=None
     )
-    with pytest.raises(ValueError, match="base model only"):
-        peft.load_hf(classifier, FIXTURES / "roberta_lora")
-    with pytest.raises(ValueError, match="base model only"):
-        peft.save_hf(
-            peft.apply(
-                classifier, peft.LoRAConfig(rank=2, targets=[r".*/query"])
-            ),
-            "unused",
+
+
+@pytest.mark.parametrize("family", list(CLASSIFIERS))
+def test_classifier_adapters_match_pytorch_peft(family, tmp_path):
+    """PEFT's LoRA on a `...ForSequenceClassification`, with its head in
+    `modules_to_save`, goes into keras-hub's text classifier, whose head
+    is PyTorch's layer for layer; `save_hf` writes PEFT's files back."""
+    model = peft.load_hf(
+        classifier(family), FIXTURES / f"{family}_classifier_lora"
+    )
+    x = record(family, "hidden_states.safetensors")
+    found = model.predict(
+        {n: x[n] for n in encoders.input_names(model.backbone)}, verbose=0
+    )
+    expected = record(f"{family}_classifier_lora")
+    np.testing.assert_allclose(found, expected["logits"], atol=1e-4)
+    assert np.abs(expected["logits"] - expected["base_logits"]).max() > 1e-2
+    directory = peft.save_hf(model, tmp_path / "adapter")
+    config = json.loads((directory / "adapter_config.json").read_text())
+    assert config["task_type"] == "SEQ_CLS"
+    written = load_file(str(directory / WEIGHTS))
+    committed = FIXTURES / f"{family}_classifier_lora" / WEIGHTS
+    expected = load_file(str(committed))
+    assert sorted(written) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(written[key], value, err_msg=key)
+
+
+def kfinetune_classifier(family):
+    """The family's keras-hub classifier with a random head and a rank-2
+    LoRA with fixed random factors on the query and value projections;
+    only the output layer of the head is kept trainable."""
+    model = classifier(family)
+    rng = np.random.default_rng(1)
+    for name in ("pooled_dense", "logits"):
+        if name == "pooled_dense" and family == "albert":
+            continue  # ALBERT's head is its output layer alone.
+        for weight in model.get_layer(name).weights:
+            weight.assign(rng.normal(0, 0.1, weight.shape))
+    model = peft.apply(
+        model,
+        peft.LoRAConfig(
+            rank=2,
+            alpha=4,
+            targets=[r".*self_attention_layer/(query|value)"],
+            trainable=["logits"],
+        ),
+    )
+    for wrapper in loras(model):
+        wrapper.lora_a.assign(rng.normal(0, 0.1, wrapper.lora_a.shape))
+        wrapper.lora_b.assign(rng.normal(0, 0.1, wrapper.lora_b.shape))
+    return model
+
+
+def classifier_logits(model, family):
+    x = record(family, "hidden_states.safetensors")
+    names = encoders.input_names(model.base.backbone)
+    return model.predict({n: x[n] for n in names}, verbose=0)
+
+
+def write_kfinetune_classifier_adapter(family, directory):
+    """Writes `kfinetune_classifier(family)` with `save_hf`, and its
+    logits, for `make_fixtures.py` to load in PEFT."""
+    directory = pathlib.Path(directory)
+    model = kfinetune_classifier(family)
+    peft.save_hf(
+        model, directory, base_model=f"tests/fixtures/hf_encoders/{family}"
+    )
+    save_file(
+        {"kfinetune_logits": classifier_logits(model, family)},
+        str(directory / "outputs.safetensors"),
+    )
+
+
+@pytest.mark.parametrize("family", list(CLASSIFIERS))
+def test_save_hf_writes_classifier_adapters_pytorch_peft_loaded(
+    family, tmp_path
+):
+    """`kfinetune_{family}_classifier/` is what `save_hf` wrote for
+    `kfinetune_classifier`: the whole head in `modules_to_save` although
+    only its output layer trains (PEFT keeps a head whole, and would
+    leave the rest random). PEFT loaded it onto a classifier with another
+    random head and its logits are kfinetune's."""
+    model = kfinetune_classifier(family)
+    fixture = record(f"kfinetune_{family}_classifier")
+    logits = classifier_logits(model, family)
+    np.testing.assert_allclose(logits, fixture["peft_logits"], atol=1e-4)
+    directory = peft.save_hf(
+        model,
+        tmp_path / "adapter",
+        base_model=f"tests/fixtures/hf_encoders/{family}",
+    )
+    committed = FIXTURES / f"kfinetune_{family}_classifier"
+    config = json.loads((directory / "adapter_config.json").read_text())
+    assert config == json.loads((committed / "adapter_config.json").read_text())
+    heads = {"distil_bert": ["classifier", "pre_classifier"]}
+    heads["deberta_v3"] = ["classifier", "pooler"]
+    assert config["modules_to_save"] == heads.get(family, ["classifier"])
+    written = load_file(str(directory / WEIGHTS))
+    expected = load_file(str(committed / WEIGHTS))
+    assert sorted(written) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(written[key], value, atol=1e-7)
+
+
+class _ElectraTask(keras_hub.models.Task):
+    """A keras-hub task on ELECTRA (keras-hub has no ELECTRA classifier)."""
+
+    def __init__(self, backbone):
+        inputs = backbone.input
+        outputs = keras.layers.Dense(2, name="logits")(
+            backbone(inputs)["pooled_output"]
         )
+        super().__init__(inputs=inputs, outputs=outputs)
+        self.backbone = backbone
+
+
+def test_electra_tasks_are_refused():
+    # No keras-hub ELECTRA head is laid out as PyTorch's: ELECTRA takes
+    # adapters of its base model only.
+    task = _ElectraTask(backbone("electra"))
+    with pytest.raises(ValueError, match="base model only"):
+        peft.load_hf(task, FIXTURES / "electra_lora")
