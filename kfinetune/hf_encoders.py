@@ -826,3 +826,50 @@ def load_backbone(preset):
     if activation == conventions.activation:
         return backbone
     return conventions.hf_class.from_backbone(backbone, activation)
+
+
+def load_tokenizer(preset):
+    """Loads the keras-hub tokenizer of `preset`, including Hugging Face
+    ELECTRA and DeBERTa-v3 folders, whose tokenizer files keras-hub's
+    `Tokenizer.from_preset` cannot convert.
+
+    Args:
+        preset: a keras-hub preset handle or a local folder.
+
+    Returns:
+        A keras-hub tokenizer: an `ElectraTokenizer` from an ELECTRA
+        folder's `vocab.txt` (lowercasing as its `tokenizer_config.json`
+        says, by default), a `DebertaV3Tokenizer` from a DeBERTa-v3
+        folder's `spm.model`, and whatever `keras_hub.models.Tokenizer.
+        from_preset` gives for anything else.
+
+    Raises:
+        ValueError: the folder lacks the family's tokenizer file.
+
+    Example:
+
+    ```python
+    tokenizer = kfinetune.hf_encoders.load_tokenizer("my-electra-folder")
+    tokenizer("the movie was great")
+    ```
+    """
+    config = read_config(preset)
+    model_type = config and config["model_type"]
+    if model_type not in ("electra", "deberta-v2"):
+        return keras_hub.models.Tokenizer.from_preset(str(preset))
+    folder = pathlib.Path(str(preset))
+    name = "vocab.txt" if model_type == "electra" else "spm.model"
+    if not (folder / name).is_file():
+        raise ValueError(
+            f"A Hugging Face {model_type} folder keeps its tokenizer in "
+            f"{name}, which {folder} lacks. Received: "
+            f"preset={str(preset)!r}"
+        )
+    if model_type == "deberta-v2":
+        return keras_hub.models.DebertaV3Tokenizer(proto=str(folder / name))
+    settings = folder / "tokenizer_config.json"
+    settings = json.loads(settings.read_text()) if settings.is_file() else {}
+    return keras_hub.models.ElectraTokenizer(
+        vocabulary=str(folder / name),
+        lowercase=settings.get("do_lower_case", True),
+    )

@@ -101,13 +101,26 @@ def test_checkpoint_backbones_round_trip_through_saving(load, family, tmp_path):
     np.testing.assert_allclose(outputs(revived, family)[0], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "family", ["roberta", "xlm_roberta", "distil_bert", "albert"]
-)
-def test_keras_hub_reads_the_fixture_tokenizers(family):
-    tokenizer = keras_hub.models.Tokenizer.from_preset(str(FIXTURES / family))
+@pytest.mark.parametrize("family", list(CLASSES))
+def test_load_tokenizer_reads_every_familys_folder(load, family):
+    # keras-hub converts the first four; kfinetune reads ELECTRA's
+    # vocab.txt and DeBERTa-v3's spm.model.
+    tokenizer = hf_encoders.load_tokenizer(FIXTURES / family)
+    expected = record(family)["token_ids"]
+    assert tokenizer.vocabulary_size() == load(family).token_embedding.input_dim
     ids = keras.ops.convert_to_numpy(tokenizer("the movie was great"))
     assert len(ids) > 0 and ids.max() < tokenizer.vocabulary_size()
+    # The first token of the recorded rows is the family's start token.
+    start = tokenizer.token_to_id(
+        {"roberta": "<s>", "xlm_roberta": "<s>"}.get(family, "[CLS]")
+    )
+    assert expected[0, 0] == start
+
+
+def test_load_tokenizer_refuses_a_folder_without_its_file(tmp_path):
+    shutil.copy(FIXTURES / "deberta_v3" / "config.json", tmp_path)
+    with pytest.raises(ValueError, match="spm.model"):
+        hf_encoders.load_tokenizer(tmp_path)
 
 
 @pytest.mark.parametrize(
