@@ -873,3 +873,43 @@ def load_tokenizer(preset):
         vocabulary=str(folder / name),
         lowercase=settings.get("do_lower_case", True),
     )
+
+
+def text_classifier_classes(preset):
+    """The keras-hub text classifier and preprocessor classes to build for
+    a Hugging Face folder keras-hub's `from_preset` cannot read: a
+    DeBERTa-v3 folder. `kfinetune.presets.text_classifier` builds them
+    from `load_backbone` and `load_tokenizer`.
+
+    Args:
+        preset: a keras-hub preset handle or a local folder.
+
+    Returns:
+        `(classifier class, preprocessor class)`, or `None` when
+        keras-hub's `from_preset` reads the preset.
+
+    Raises:
+        ValueError: `preset` is an ELECTRA folder: keras-hub has no
+            ELECTRA text classifier.
+
+    Example:
+
+    ```python
+    kfinetune.hf_encoders.text_classifier_classes("my-deberta-folder")
+    ```
+    """
+    config = read_config(preset)
+    model_type = config and config["model_type"]
+    if model_type == "electra":
+        raise ValueError(
+            "keras-hub has no ELECTRA text classifier. Build a head on "
+            "`kfinetune.presets.backbone(preset)`, or use kfinetune's "
+            "task models. Received: "
+            f"preset={str(preset)!r}"
+        )
+    if model_type == "deberta-v2":
+        return (
+            keras_hub.models.DebertaV3TextClassifier,
+            keras_hub.models.DebertaV3TextClassifierPreprocessor,
+        )
+    return None

@@ -16,6 +16,7 @@ import keras
 import keras_hub
 
 from kfinetune import checks
+from kfinetune import hf_encoders
 from kfinetune import qa
 from kfinetune.distillation.shrink import shrink  # noqa: F401
 from kfinetune.generator_presets import causal_lm  # noqa: F401
@@ -142,6 +143,12 @@ def text_classifier_preprocessor(preset=None, sequence_length=64):
     """
     # Room for [CLS] and [SEP].
     checks.at_least("sequence_length", sequence_length, 2, integer=True)
+    classes = hf_encoders.text_classifier_classes(_resolve(preset))
+    if classes is not None:
+        return classes[1](
+            tokenizer=hf_encoders.load_tokenizer(_resolve(preset)),
+            sequence_length=sequence_length,
+        )
     return keras_hub.models.TextClassifierPreprocessor.from_preset(
         _resolve(preset), sequence_length=sequence_length
     )
@@ -167,6 +174,10 @@ def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
         A `keras_hub.models.TextClassifier` (for MiniLM, a
         `BertTextClassifier`) with its `preprocessor` set.
 
+    Raises:
+        ValueError: `preset` is a Hugging Face ELECTRA folder (keras-hub
+            has no ELECTRA text classifier).
+
     Example:
 
     ```python
@@ -180,7 +191,15 @@ def text_classifier(num_classes=2, preset=None, sequence_length=64, **kwargs):
     ```
     """
     checks.at_least("num_classes", num_classes, 2, integer=True)
+    classes = hf_encoders.text_classifier_classes(_resolve(preset))
     preprocessor = text_classifier_preprocessor(preset, sequence_length)
+    if classes is not None:
+        return classes[0](
+            backbone=backbone(preset),
+            num_classes=num_classes,
+            preprocessor=preprocessor,
+            **kwargs,
+        )
     return keras_hub.models.TextClassifier.from_preset(
         _resolve(preset),
         num_classes=num_classes,

@@ -174,3 +174,18 @@ def test_checkpoint_activation_follows_each_familys_keys(tmp_path):
     assert hf_encoders.checkpoint_activation(tmp_path) == "relu"
     (tmp_path / "config.json").write_text('{"model_type": "albert"}')
     assert hf_encoders.checkpoint_activation(tmp_path) == "gelu_approximate"
+
+
+def test_presets_build_a_deberta_text_classifier_from_its_folder(load):
+    model = presets.text_classifier(
+        num_classes=2, preset=FIXTURES / "deberta_v3", sequence_length=12
+    )
+    assert type(model) is keras_hub.models.DebertaV3TextClassifier
+    # The checkpoint's weights, not a new backbone.
+    for mine, loaded in zip(
+        model.backbone.weights, load("deberta_v3").weights, strict=True
+    ):
+        np.testing.assert_array_equal(mine.numpy(), loaded.numpy())
+    assert model.predict(["the movie was great"], verbose=0).shape == (1, 2)
+    with pytest.raises(ValueError, match="no ELECTRA text classifier"):
+        presets.text_classifier(preset=FIXTURES / "electra")
