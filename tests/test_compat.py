@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kfinetune import compat
+from kfinetune import encoders
 from kfinetune import layers
 from kfinetune import testing
 from kfinetune import walk
@@ -185,6 +186,30 @@ def test_set_feedforward_activation_changes_what_the_encoder_computes():
     assert encoder.get_config()["activation"] == "relu"
     after = keras.ops.convert_to_numpy(backbone(x)["sequence_output"])
     assert np.abs(after - before).max() > 1e-3
+
+
+@pytest.mark.parametrize("family", ["albert", "electra", "deberta_v3"])
+def test_set_feedforward_activation_reaches_every_family(family):
+    # ALBERT shares its layers across depth and DeBERTa-v3 has its own
+    # encoder layer class; both keep the same private attribute.
+    backbone = testing.small_backbone(family, num_layers=1)
+    layers_ = [
+        layer
+        for layer in backbone.layers
+        if layer.name.startswith(("group_", "transformer_layer_", "disent"))
+    ]
+    x = {
+        "token_ids": np.array([[2, 7, 9, 3]]),
+        "segment_ids": np.zeros((1, 4), "int32"),
+        "padding_mask": np.ones((1, 4), "int32"),
+    }
+    x = {name: x[name] for name in backbone.input}
+    before = keras.ops.convert_to_numpy(encoders.sequence_output(backbone, x))
+    for layer in layers_:
+        compat.set_feedforward_activation(layer, keras.activations.relu)
+        assert layer.get_config()["activation"] == "relu"
+    after = keras.ops.convert_to_numpy(encoders.sequence_output(backbone, x))
+    assert layers_ and np.abs(after - before).max() > 1e-3
 
 
 def _traces_of_first_fit(model, data):

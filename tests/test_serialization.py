@@ -122,6 +122,32 @@ SAMPLES = {
         max_sequence_length=16,
         activation="relu",
     ),
+    # The other families' `HF...Backbone`s, each with a non-default
+    # activation.
+    **{
+        f"kfinetune>HF{name}Backbone": (
+            lambda name=name, size=size, extra=extra: getattr(
+                presets, f"HF{name}Backbone"
+            )(
+                **{size: len(testing.VOCABULARY)},
+                num_layers=1,
+                num_heads=2,
+                hidden_dim=8,
+                intermediate_dim=16,
+                max_sequence_length=16,
+                activation="silu",
+                **extra,
+            )
+        )
+        for name, size, extra in (
+            ("Electra", "vocab_size", {"embedding_dim": 4}),
+            ("Albert", "vocabulary_size", {"embedding_dim": 4}),
+            ("Roberta", "vocabulary_size", {}),
+            ("XLMRoberta", "vocabulary_size", {}),
+            ("DistilBert", "vocabulary_size", {}),
+            ("DebertaV3", "vocabulary_size", {"bucket_size": 4}),
+        )
+    },
     "kfinetune>IA3": lambda: layers.IA3(
         keras.layers.Dense(4), position="input"
     ),

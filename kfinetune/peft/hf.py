@@ -1,5 +1,6 @@
-"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of BERT, Llama
-and GPT-2 models, read into and written from keras-hub models.
+"""`load_hf` and `save_hf`: Hugging Face PEFT LoRA adapters of encoder
+(BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa-v3),
+Llama and GPT-2 models, read into and written from keras-hub models.
 
 The names of each architecture's modules, and the keras-hub layers that
 hold the same weights, are in `kfinetune.peft.hf_names`.
@@ -59,7 +60,7 @@ def load_hf(model, directory, name="default", base_model=None):
     PEFT's `save_pretrained` writes, maps PEFT's module names and
     PyTorch's weights onto the keras-hub layers and kernel shapes, and
     applies the adapter with `kfinetune.peft.apply`, so that merging,
-    saving and export work as for any kfinetune adapter. Three
+    saving and export work as for any kfinetune adapter. These
     architectures are supported, each as its PyTorch base model or task
     model (see `kfinetune.peft.hf_names`):
 
@@ -82,6 +83,19 @@ def load_hf(model, directory, name="default", base_model=None):
       `[query; key; value]`: each of keras-hub's three layers gets a LoRA
       with a copy of `A` and its rows of `B`, which adds up to exactly
       PEFT's update.
+    - RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA and DeBERTa-v3:
+      the base model (`RobertaModel`, `DistilBertModel`, `AlbertModel`,
+      ...) for the keras-hub backbone, and (but for ELECTRA, which has no
+      keras-hub classifier) the `...ForSequenceClassification` for
+      keras-hub's text classifier, whose head is PyTorch's layer for
+      layer; the attention and feed-forward projections, the word
+      embeddings, ALBERT's pooler and embedding projection, ELECTRA's
+      embedding projection, and the head in `modules_to_save`
+      (RoBERTa's `classifier.dense` and `out_proj` as `pooled_dense` and
+      `logits`, DistilBERT's `pre_classifier` and `classifier`,
+      DeBERTa's `pooler.dense` and `classifier`). Build the backbone with
+      `kfinetune.presets.backbone`, which keeps the checkpoint's own
+      activation and conventions.
 
     The attention kernels of keras-hub are `(hidden, heads, head_dim)`;
     the factors are reshaped to them as keras-hub's converters reshape
@@ -114,7 +128,9 @@ def load_hf(model, directory, name="default", base_model=None):
             options kfinetune does not reproduce (biases, per-layer
             ranks, DoRA on embeddings, an unconverted PiSSA or OLoRA
             adapter); it was made for another architecture, or for
-            the task model where `model` is a backbone (or the reverse); a
+            the task model where `model` is a backbone (or the reverse),
+            or `model` is a task of a family whose adapters are read for
+            the backbone only; a
             module has no keras-hub counterpart or cannot take LoRA; a
             weight's shape does not fit the model (another base model, or
             a rank that disagrees with the config); `base_model` differs
@@ -377,11 +393,8 @@ def save_hf(
                 "PEFT's modules_to_save could only hold whole. Received: "
                 f"path={site.path!r}"
             )
-        layer = site.layer
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        saved[f"{module}.weight"] = kernel if family.conv1d else kernel.T
-        if getattr(layer, "bias", None) is not None:
-            saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
+        saved.update(_saved_weights(family, module, site.layer))
+    saved.update(_whole_heads(family, task, saved, sites))
     fused = {
         module: _fuse(parts[module], found, by_path)
         for module, found in factors.items()
@@ -416,7 +429,7 @@ def save_hf(
         ),
         "lora_dropout": config.dropout,
         "target_modules": sorted(fused),
-        "modules_to_save": sorted({k.rsplit(".", 1)[0] for k in saved}) or None,
+        "modules_to_save": _modules_to_save(family, task, saved),
         "inference_mode": True,
         "init_lora_weights": True,
         "revision": None,
@@ -442,6 +455,48 @@ def save_hf(
         metadata={"format": "pt"},
     )
     return directory
+
+
+def _saved_weights(family, module, layer):
+    """The PyTorch weights of `layer`, a layer of `modules_to_save`."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    saved = {f"{module}.weight": kernel if family.conv1d else kernel.T}
+    if getattr(layer, "bias", None) is not None:
+        saved[f"{module}.bias"] = keras.ops.convert_to_numpy(layer.bias)
+    return saved
+
+
+def _head_of(family, task, module):
+    """The PyTorch module PEFT keeps for `module` when it is a part of a
+    task's head: the head as a whole (RoBERTa's `classifier`, which holds
+    `dense` and `out_proj`); `None` for any other module."""
+    paths = family.keras_paths(module, task) if task else None
+    if paths and any(family.is_head(path) for path in paths):
+        return module.split(".")[0]
+    return None
+
+
+def _whole_heads(family, task, saved, sites):
+    """The weights of the rest of the task's head when `saved` has a part
+    of it: PEFT keeps a head whole and would leave an unsaved part at its
+    new, random initial value (and matches `modules_to_save` by the end
+    of a name, so DistilBERT's `classifier` takes `pre_classifier` too)."""
+    modules = {key.rsplit(".", 1)[0] for key in saved}
+    if not any(_head_of(family, task, module) for module in modules):
+        return {}
+    layers = {site.path: site.layer for site in sites}
+    found = {}
+    for torch_name, keras_name in family.head_modules:
+        if torch_name not in modules:
+            found.update(_saved_weights(family, torch_name, layers[keras_name]))
+    return found
+
+
+def _modules_to_save(family, task, saved):
+    """PEFT's `modules_to_save`: the kept modules, each head whole."""
+    modules = {key.rsplit(".", 1)[0] for key in saved}
+    kept = {_head_of(family, task, module) or module for module in modules}
+    return sorted(kept) or None
 
 
 def _matrices(a, b):
@@ -522,7 +577,16 @@ def _family(base, model):
             "(e.g. from `kfinetune.presets.text_classifier`). Received: "
             f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
         )
-    return family, backbone is not base
+    task = backbone is not base
+    if task and not family.tasks:
+        raise ValueError(
+            f"kfinetune reads and writes PEFT adapters of the {family.name} "
+            "base model only: keras-hub has no task of this family whose "
+            "head is PyTorch's, so PEFT could not hold it. Pass the "
+            "backbone (`model.backbone`). Received: "
+            f"model={getattr(model, 'name', model)!r} ({type(base).__name__})"
+        )
+    return family, task
 
 
 def _check_peft_type(config, directory):

@@ -23,7 +23,7 @@ import re
 
 import keras_hub
 
-_FIELDS = {"i": r"\d+", "qkv": "query|key|value"}
+_FIELDS = {"i": r"\d+", "g": r"\d+", "j": r"\d+", "qkv": "query|key|value"}
 # The keras-hub layers of a fused PyTorch module, in the order of its
 # output features.
 _SPLITS = {"qkv": ("query", "key", "value")}
@@ -46,6 +46,11 @@ class Family:
         head_modules: `(torch, keras)` template pairs of the task's own
             layers, which PEFT keeps as `modules_to_save`. Defaults to
             none.
+        tasks: whether keras-hub tasks of the family take adapters of
+            the PyTorch task model. `False` where keras-hub has no task
+            whose head is PyTorch's (ELECTRA), so that an adapter could
+            not hold it: only the backbone then takes (base-model)
+            adapters. Defaults to `True`.
         conv1d: whether the PyTorch projections are `Conv1D`, whose
             weights are `(in, out)`; PEFT then records
             `fan_in_fan_out: true`. Their LoRA factors are PyTorch's usual
@@ -59,6 +64,7 @@ class Family:
     task_prefix: str
     task_type: str
     head_modules: tuple = ()
+    tasks: bool = True
     conv1d: bool = False
 
     def keras_paths(self, module, task):
@@ -196,7 +202,145 @@ GPT2 = Family(
     task_type="CAUSAL_LM",
     conv1d=True,
 )
-FAMILIES = (BERT, LLAMA, GPT2)
+
+
+def _bert_like(keras_layer, attention, attention_output, intermediate, output):
+    """The `(torch, keras)` pairs of a BERT-like layer's projections:
+    `attention` pairs each PyTorch projection with its keras-hub layer."""
+    return (
+        *(
+            (torch, f"{keras_layer}/self_attention_layer/{keras}")
+            for torch, keras in attention
+        ),
+        (
+            attention_output,
+            f"{keras_layer}/self_attention_layer/attention_output",
+        ),
+        (intermediate, f"{keras_layer}/feedforward_intermediate_dense"),
+        (output, f"{keras_layer}/feedforward_output_dense"),
+    )
+
+
+_BERT_LAYER = _bert_like(
+    "transformer_layer_{i}",
+    (("encoder.layer.{i}.attention.self.{qkv}", "{qkv}"),),
+    "encoder.layer.{i}.attention.output.dense",
+    "encoder.layer.{i}.intermediate.dense",
+    "encoder.layer.{i}.output.dense",
+)
+# The heads of keras-hub's text classifiers are PyTorch's sequence
+# classification heads, layer for layer (the same activations: tanh for
+# RoBERTa, ReLU for DistilBERT, exact GELU for DeBERTa's pooler). keras-hub
+# has no ELECTRA classifier, so ELECTRA takes base-model adapters only.
+# XLM-RoBERTa before RoBERTa: keras-hub's `XLMRobertaBackbone` subclasses
+# `RobertaBackbone`; both keep the base model as `roberta`.
+XLM_ROBERTA = Family(
+    name="XLM-RoBERTa",
+    backbone=keras_hub.models.XLMRobertaBackbone,
+    modules=(
+        *_BERT_LAYER,
+        ("embeddings.word_embeddings", "embeddings/token_embedding"),
+    ),
+    task_prefix="roberta.",
+    task_type="SEQ_CLS",
+    head_modules=(
+        ("classifier.dense", "pooled_dense"),
+        ("classifier.out_proj", "logits"),
+    ),
+)
+ROBERTA = dataclasses.replace(
+    XLM_ROBERTA, name="RoBERTa", backbone=keras_hub.models.RobertaBackbone
+)
+DISTILBERT = Family(
+    name="DistilBERT",
+    backbone=keras_hub.models.DistilBertBackbone,
+    modules=(
+        *_bert_like(
+            "transformer_layer_{i}",
+            (
+                ("transformer.layer.{i}.attention.q_lin", "query"),
+                ("transformer.layer.{i}.attention.k_lin", "key"),
+                ("transformer.layer.{i}.attention.v_lin", "value"),
+            ),
+            "transformer.layer.{i}.attention.out_lin",
+            "transformer.layer.{i}.ffn.lin1",
+            "transformer.layer.{i}.ffn.lin2",
+        ),
+        (
+            "embeddings.word_embeddings",
+            "token_and_position_embedding/token_embedding",
+        ),
+    ),
+    task_prefix="distilbert.",
+    task_type="SEQ_CLS",
+    head_modules=(("pre_classifier", "pooled_dense"), ("classifier", "logits")),
+)
+# ALBERT shares its layers across depth: PyTorch names them by group and
+# place in the group, as keras-hub does.
+_ALBERT_LAYER = "encoder.albert_layer_groups.{g}.albert_layers.{j}"
+ALBERT = Family(
+    name="ALBERT",
+    backbone=keras_hub.models.AlbertBackbone,
+    modules=(
+        *_bert_like(
+            "group_{g}_inner_layer_{j}",
+            ((f"{_ALBERT_LAYER}.attention.{{qkv}}", "{qkv}"),),
+            f"{_ALBERT_LAYER}.attention.dense",
+            f"{_ALBERT_LAYER}.ffn",
+            f"{_ALBERT_LAYER}.ffn_output",
+        ),
+        ("encoder.embedding_hidden_mapping_in", "embedding_projection"),
+        ("pooler", "pooled_dense"),
+        ("embeddings.word_embeddings", "token_embedding"),
+    ),
+    task_prefix="albert.",
+    task_type="SEQ_CLS",
+    head_modules=(("classifier", "logits"),),
+)
+ELECTRA = Family(
+    name="ELECTRA",
+    backbone=keras_hub.models.ElectraBackbone,
+    modules=(
+        *_BERT_LAYER,
+        ("embeddings_project", "embeddings_projection"),
+        ("embeddings.word_embeddings", "token_embedding"),
+    ),
+    task_prefix="electra.",
+    tasks=False,
+    task_type="SEQ_CLS",
+)
+DEBERTA_V3 = Family(
+    name="DeBERTa-v3",
+    backbone=keras_hub.models.DebertaV3Backbone,
+    modules=(
+        *_bert_like(
+            "disentangled_attention_encoder_layer_{i}",
+            (
+                ("encoder.layer.{i}.attention.self.query_proj", "query"),
+                ("encoder.layer.{i}.attention.self.key_proj", "key"),
+                ("encoder.layer.{i}.attention.self.value_proj", "value"),
+            ),
+            "encoder.layer.{i}.attention.output.dense",
+            "encoder.layer.{i}.intermediate.dense",
+            "encoder.layer.{i}.output.dense",
+        ),
+        ("embeddings.word_embeddings", "token_embedding"),
+    ),
+    task_prefix="deberta.",
+    task_type="SEQ_CLS",
+    head_modules=(("pooler.dense", "pooled_dense"), ("classifier", "logits")),
+)
+FAMILIES = (
+    BERT,
+    XLM_ROBERTA,
+    ROBERTA,
+    DISTILBERT,
+    ALBERT,
+    ELECTRA,
+    DEBERTA_V3,
+    LLAMA,
+    GPT2,
+)
 
 
 def family_of(backbone):

@@ -23,7 +23,7 @@ from safetensors.numpy import save_file
 from kfinetune import peft
 from kfinetune import presets
 from kfinetune import testing
-from kfinetune.hf_bert import checkpoint_activation
+from kfinetune.hf_encoders import checkpoint_activation
 from kfinetune.layers import LoRA
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "hf_peft"
