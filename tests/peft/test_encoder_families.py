@@ -335,3 +335,32 @@ def test_deberta_blocks_rematerialise(inputs):
         history = model.fit(x, Y, batch_size=4, verbose=0)
         losses.append(history.history["loss"])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+
+
+def test_layer_groups_of_albert_groups_of_several_inner_layers():
+    """One group per shared layer, in the order they first run: group by
+    group, inner layer by inner layer, whatever `num_layers` is."""
+    keras.utils.set_random_seed(1)
+    base = keras_hub.models.AlbertBackbone(
+        vocabulary_size=32,
+        num_layers=4,
+        num_groups=2,
+        num_inner_repetitions=2,
+        num_heads=2,
+        hidden_dim=8,
+        embedding_dim=4,
+        intermediate_dim=8,
+        max_sequence_length=8,
+    )
+    groups = optimizers.layer_groups(base)
+    assert groups.names == [
+        "embeddings",
+        "block_0_0",
+        "block_0_1",
+        "block_1_0",
+        "block_1_1",
+        "head",
+    ]
+    assert all(
+        p.startswith("group_1_inner_layer_0/") for p in groups["block_1_0"]
+    )
