@@ -23,7 +23,7 @@ class AdapterWrapper(keras.layers.Wrapper):
         activation: the adapter's activation. Defaults to `"relu"`.
         init_scale: see `Adapter`. Defaults to `1e-2`.
         parallel: see above; the wrapped layer must then be a built `Dense`
-            (or a `LoRA` around one). Defaults to `False`.
+            (or a `LoRA` or `IA3` around one). Defaults to `False`.
         **kwargs: base layer arguments such as `name`.
 
     Example:
@@ -62,7 +62,7 @@ class AdapterWrapper(keras.layers.Wrapper):
             # The tap appended the block input to the features: the first
             # d_in features feed the wrapped Dense (kernel d_in × d), the
             # rest is the block input, of the block's width d.
-            kernel_shape = self.layer.kernel.shape
+            kernel_shape = _kernel_shape(self.layer)
             self.split = kernel_shape[0]
             self.adapter.build((*input_shape[:-1], kernel_shape[-1]))
         else:
@@ -97,6 +97,16 @@ class AdapterWrapper(keras.layers.Wrapper):
             "init_scale": self.init_scale,
             "parallel": self.parallel,
         }
+
+
+def _kernel_shape(layer):
+    """The kernel shape of the Dense inside `layer` and the wrappers around
+    it (an `IA3` has no kernel of its own)."""
+    while getattr(layer, "kernel", None) is None and isinstance(
+        layer, keras.layers.Wrapper
+    ):
+        layer = layer.layer
+    return layer.kernel.shape
 
 
 @keras.saving.register_keras_serializable(package="kfinetune")

@@ -33,6 +33,16 @@ def is_decoder_attention(layer):
     return any(cls.__name__ in DECODER_ATTENTION for cls in type(layer).__mro__)
 
 
+# Why DeBERTa-v3's attention (keras-hub's `DisentangledSelfAttention`, not
+# exported, so recognised by its class name) takes no prefix.
+DISENTANGLED = (
+    "DeBERTa-v3's disentangled attention scores every key by its content "
+    "and by its relative position to the query (content-to-position and "
+    "position-to-content terms), and learned prefix keys have no position: "
+    "there is no score to give them"
+)
+
+
 def is_supported(layer):
     """Whether `PrefixAttention` wraps layers of `layer`'s kind."""
     return isinstance(layer, SUPPORTED) or is_decoder_attention(layer)
@@ -44,6 +54,8 @@ def why_not_wrappable(layer):
         return None
     if is_decoder_attention(layer):
         return None if layer.built else "not built"
+    if type(layer).__name__ == "DisentangledSelfAttention":
+        return DISENTANGLED
     if not isinstance(layer, SUPPORTED):
         return f"{type(layer).__name__} is not a MultiHeadAttention"
     config = layer.get_config()

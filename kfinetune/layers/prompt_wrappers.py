@@ -111,8 +111,11 @@ class PromptMask(keras.layers.Wrapper):
     Args:
         layer: a transformer layer called with `padding_mask=` or
             `decoder_padding_mask=` (keras-hub `TransformerEncoder`,
-            `TransformerDecoder`, and the decoder layers of keras-hub's
-            Llama, Mistral, Qwen and Gemma backbones).
+            `TransformerDecoder`, DeBERTa-v3's encoder layers, and the
+            decoder layers of keras-hub's Llama, Mistral, Qwen and Gemma
+            backbones). DeBERTa-v3's `rel_embeddings` are passed on
+            unchanged: they are a table of relative distances, whatever
+            the sequence's length.
         length: number of inserted prompts, a positive integer.
         position: where they were inserted. Defaults to `0`.
         strip: remove them from the output. Defaults to `False`.
@@ -171,6 +174,7 @@ class PromptMask(keras.layers.Wrapper):
     def call(
         self,
         inputs,
+        rel_embeddings=None,
         padding_mask=None,
         attention_mask=None,
         decoder_padding_mask=None,

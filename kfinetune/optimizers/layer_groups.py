@@ -7,15 +7,19 @@ from kfinetune import compat
 from kfinetune import matcher
 
 # The names keras-hub gives the transformer blocks of its backbones: one
-# stack of `transformer_layer_<i>` (BERT, GPT-2, Llama, Mistral, Qwen) or
-# `decoder_block_<i>` (Gemma), or an encoder and a decoder stack
-# (`transformer_encoder_layer_<i>` and `transformer_decoder_layer_<i>` in
-# BART, T5 and Whisper; `encoder_layer_<i>` and `decoder_layer_<i>` in
-# T5Gemma).
+# stack of `transformer_layer_<i>` (BERT, ELECTRA, DistilBERT, RoBERTa,
+# XLM-RoBERTa, GPT-2, Llama, Mistral, Qwen), `decoder_block_<i>` (Gemma) or
+# `disentangled_attention_encoder_layer_<i>` (DeBERTa-v3), or an encoder and
+# a decoder stack (`transformer_encoder_layer_<i>` and
+# `transformer_decoder_layer_<i>` in BART, T5 and Whisper; `encoder_layer_<i>`
+# and `decoder_layer_<i>` in T5Gemma); ALBERT's shared layers are
+# `group_<g>_inner_layer_<j>`, each run at several depths.
 BLOCK_NAME = re.compile(
     r"(?:transformer_layer"
-    r"|(?:transformer_)?(?P<stack>encoder|decoder)_(?:layer|block))"
+    r"|(?:transformer_|disentangled_attention_)?"
+    r"(?P<stack>encoder|decoder)_(?:layer|block))"
     r"_(?P<index>\d+)"
+    r"|group_(?P<group>\d+)_inner_layer_(?P<inner>\d+)"
 )
 _BLOCK = re.compile(rf"(?:^|/)(?:{BLOCK_NAME.pattern})(?:/|$)")
 # The stacks of an encoder-decoder, bottom first: blocks of no named stack,
@@ -144,13 +148,21 @@ def layer_groups(model, groups=None):
       its path (`kfinetune.matcher`: exact path, else `re.fullmatch`);
       frozen weights may be left out (e.g. a LoRA model's base).
     - For keras-hub transformers (weights under a block named as in
-      `BLOCK_NAME`: `transformer_layer_<i>/`, Gemma's `decoder_block_<i>/`):
+      `BLOCK_NAME`: `transformer_layer_<i>/`, Gemma's `decoder_block_<i>/`,
+      DeBERTa-v3's `disentangled_attention_encoder_layer_<i>/`):
       `embeddings` (every weight before the first block), `block_0` ...
       `block_<n-1>`, and `head` (every weight after the last block: the
       final norm, pooler and output layer). A tied token embedding (BERT,
       GPT-2, Gemma, Qwen, BART), which is also the LM head, stays in
       `embeddings`; an untied output projection (the
       `reverse_embeddings` of Llama and Mistral) is in `head`.
+    - ALBERT runs each of its shared layers (`group_<g>_inner_layer_<j>`)
+      at several depths: a group is a shared layer, not a depth, so the
+      usual `num_groups=1` gives `embeddings`, `block_0` (the one layer
+      every depth runs) and `head`. A layer-wise decay then has one block
+      to decay, and gradual unfreezing unfreezes every depth at once, as
+      the weights are the same; an adapter in the shared layer (LoRA, IA3,
+      bottleneck, prefix) is shared across depth with it, in its group.
     - With an encoder and a decoder stack (BART): `embeddings` (both
       stacks' embeddings), `encoder_block_0` ... , `decoder_block_0` ... ,
       then `head` if weights follow the last decoder block (BART has none:
@@ -243,19 +255,20 @@ def _by_transformer_block(paths):
     for path in paths:
         match = _BLOCK.search(path)
         if match:
-            key = (_STACKS.index(match["stack"]), int(match["index"]))
-            blocks.setdefault(key, []).append(path)
+            blocks.setdefault(_block_key(match), []).append(path)
     # A stack's name prefixes its blocks' only when there are two stacks
     # (BART's `encoder_block_0` and `decoder_block_0`); Gemma's one stack of
     # `decoder_block_<i>` gives `block_<i>`, as the others.
-    two_stacks = len({stack for stack, _ in blocks}) > 1
+    two_stacks = len({stack for stack, _, _ in blocks}) > 1
+    # ALBERT's groups of several inner layers: `block_<g>_<j>`.
+    inner = any(j for _, _, j in blocks)
     names = {
-        (stack, index): (
+        (stack, index, j): (
             f"{_STACKS[stack]}_block_{index}"
             if two_stacks and _STACKS[stack]
-            else f"block_{index}"
+            else f"block_{index}" + (f"_{j}" if inner else "")
         )
-        for stack, index in sorted(blocks)
+        for stack, index, j in sorted(blocks)
     }
     group = {p: names[key] for key, members in blocks.items() for p in members}
     positions = [i for i, p in enumerate(paths) if p in group]
@@ -277,6 +290,15 @@ def _by_transformer_block(paths):
             group[path] = below
         result[group[path]].append(path)
     return {name: members for name, members in result.items() if members}
+
+
+def _block_key(match):
+    """`(stack, index, inner)` of a block name matched by `BLOCK_NAME`, in
+    the order the blocks first run: an ALBERT group's inner layers are
+    `(0, group, inner)`."""
+    if match["group"] is not None:
+        return (0, int(match["group"]), int(match["inner"]))
+    return (_STACKS.index(match["stack"]), int(match["index"]), 0)
 
 
 def _is_output_projection(path):

@@ -107,10 +107,13 @@ class AdapterConfig(config.PEFTConfig):
     def injections(self, site, name, sites):
         # An adapter goes after everything already wrapped around the layer
         # (a LoRA on the same projection included).
+        path = site.path
         site = injected.outermost(site, sites)
         if self.placement != "parallel":
             return [config.Injection(site, self._wrap(site, name))], None
-        parent, _, own = site.path.rpartition("/")
+        # The layer's own path: a wrapper's (an IA3 on the feed-forward
+        # output) ends in the wrapper's name.
+        parent, _, own = path.rpartition("/")
         intermediate = f"{parent}/{_FEEDFORWARD_INPUTS.get(own, own)}"
         taps = [
             injected.outermost(s, sites)

@@ -36,8 +36,12 @@ class PrefixConfig(config.PEFTConfig):
         reparameterize: train through an MLP. Defaults to `True`.
         hidden: the MLP's hidden width. Defaults to `512`.
         targets: paths or regular expressions of the attention layers.
-            Defaults to every `MultiHeadAttention` in the model, and every
-            Llama, Mistral, Qwen or Gemma self-attention layer.
+            Defaults to every `MultiHeadAttention` in the model (the
+            encoders of BERT, ELECTRA, DistilBERT, ALBERT, RoBERTa and
+            XLM-RoBERTa), and every Llama, Mistral, Qwen or Gemma
+            self-attention layer. DeBERTa-v3's disentangled attention is
+            refused: its keys are scored by their relative position to the
+            query, which a prefix lacks.
         trainable: see `PEFTConfig`.
 
     Example:
@@ -75,6 +79,17 @@ class PrefixConfig(config.PEFTConfig):
             for s in injected.candidates(model)
             if prefix_attention.is_supported(s.layer)
         ]
+        if not paths and any(
+            prefix_attention.why_not_wrappable(s.layer)
+            == prefix_attention.DISENTANGLED
+            for s in injected.candidates(model)
+        ):
+            raise ValueError(
+                "Prefix tuning cannot adapt DeBERTa-v3: "
+                f"{prefix_attention.DISENTANGLED}. Use LoRA, adapters, IA3 "
+                f"or prompt tuning. Received: model={model.name!r} "
+                f"({type(model).__name__})"
+            )
         if not paths:
             raise ValueError(
                 "Prefix tuning needs keras.layers.MultiHeadAttention layers "

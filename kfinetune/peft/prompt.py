@@ -42,7 +42,11 @@ class PromptConfig(config.PEFTConfig):
     own; every encoder's padding mask is extended so that all real tokens
     attend to them; and they are stripped from the last encoder's output,
     so `sequence_output` keeps its length and the pooler still reads
-    `[CLS]`. In GPT-2-style decoders the prompts go before the first token
+    `[CLS]`. The other keras-hub encoders work alike (ELECTRA and ALBERT
+    get the prompts after the projection up to the hidden size; DeBERTa-v3
+    after its embedding layer norm, its relative positions untouched); an
+    ALBERT whose layers are shared across depth is refused.
+    In GPT-2-style decoders the prompts go before the first token
     (position 0), after the embedding sum, where the causal mask lets every
     token attend to them.
 
@@ -77,9 +81,11 @@ class PromptConfig(config.PEFTConfig):
             encoders and `0` in decoders.
         seed: seed of the random initialisations. Defaults to `0`.
         targets: path or pattern of the layer whose output is the
-            embedding sequence. Defaults to the last embedding layer before
-            the dropout that feeds the first transformer layer
-            (`embeddings_layer_norm` in BERT, `embeddings_add` in GPT-2);
+            embedding sequence. Defaults to the layer whose output, through
+            the dropout, feeds the first transformer layer
+            (`embeddings_layer_norm` in BERT, DistilBERT, RoBERTa,
+            XLM-RoBERTa and DeBERTa-v3, the projection to the hidden size
+            in ALBERT and ELECTRA, `embeddings_add` in GPT-2);
             in Llama, Mistral, Qwen and Gemma, the first decoder layer
             (`transformer_layer_0`, `decoder_block_0`).
         trainable: see `PEFTConfig`.
@@ -167,24 +173,11 @@ class PromptConfig(config.PEFTConfig):
             # Encoder-decoder: the graph lists both embeddings before both
             # stacks, so follow the encoder's input back instead.
             return [_embedding_output(graph, stack[0]).path]
-        first = next(
-            i for i, layer in enumerate(graph.layers) if layer in layers
-        )
-        before = [
-            layer
-            for layer in graph.layers[:first]
-            if not isinstance(
-                layer, keras.layers.Dropout | keras.layers.InputLayer
-            )
-        ]
-        if not before or not before[-1].path:
-            raise ValueError(
-                "Prompt tuning cannot find the embedding output: no layer "
-                f"comes before the first transformer layer of {graph.name!r}. "
-                f"Pass `targets=` the path of the layer whose output is the "
-                f"embedding sequence. Received: model={model.name!r}"
-            )
-        return [before[-1].path]
+        # Followed back from the first transformer layer's input rather
+        # than taken as the last layer before it: DeBERTa-v3 computes its
+        # relative position embeddings in between.
+        first = next(layer for layer in graph.layers if layer in layers)
+        return [_embedding_output(graph, first).path]
 
     def injections(self, site, name, sites):
         if not site.graph_node or not compat.is_functional(site.parent):
@@ -200,7 +193,7 @@ class PromptConfig(config.PEFTConfig):
             for s in sites
             if s.parent is graph
             and s.graph_node
-            and isinstance(s.layer, TRANSFORMERS)
+            and _is_transformer(s.layer, graph)
         ]
         kept = _encoder_stack([s.layer for s in transformers])
         transformers = [s for s in transformers if s.layer in kept]
@@ -292,6 +285,20 @@ class PromptConfig(config.PEFTConfig):
         return planned, None
 
     def check(self, model):
+        for layer in [model, *(s.layer for s in walk.sites(model))]:
+            if _shares_layers_across_depth(layer):
+                raise ValueError(
+                    "Prompt tuning cannot run in an ALBERT whose transformer "
+                    "layers are shared across depth (num_layers="
+                    f"{layer.num_layers}, num_groups={layer.num_groups}): "
+                    "the prompts are stripped from the output of the last "
+                    "transformer layer, and here that layer also runs at "
+                    "the depths below it. Build the ALBERT with num_groups "
+                    "equal to num_layers, or use LoRA, adapters, IA3 or "
+                    "prefix tuning, which share their weights across depth "
+                    "as ALBERT "
+                    f"does. Received: model={model.name!r}"
+                )
         taken = [
             s.layer.adapter_name
             for s in walk.sites(model)
@@ -327,7 +334,13 @@ class PromptConfig(config.PEFTConfig):
         else:
             ids = rng.integers(0, table.shape[0], self.length)
         rows = table[ids]
-        if isinstance(layer, keras.layers.LayerNormalization):
+        if layer is not None and rows.shape[-1] != layer.output.shape[-1]:
+            # ALBERT and ELECTRA embed narrower than their hidden size and
+            # project the normalized embeddings up: the prompts enter after
+            # that projection, where these tokens would be.
+            norm = _embedding_output(graph, layer)
+            rows = keras.ops.convert_to_numpy(layer(norm(rows)))
+        elif isinstance(layer, keras.layers.LayerNormalization):
             # The prompts enter after the layer norm: start them at the
             # scale of normalized embeddings.
             rows = keras.ops.convert_to_numpy(layer(rows))
@@ -355,6 +368,15 @@ def _token_ids(tokenizer, text):
 def _inserts_prompts(layer):
     return isinstance(layer, prompt_wrappers.PromptInsertion) or (
         isinstance(layer, prompt_wrappers.PromptMask) and layer.insert
+    )
+
+
+def _shares_layers_across_depth(layer):
+    """Whether `layer` is an ALBERT backbone that runs each transformer
+    layer at several depths."""
+    return (
+        isinstance(layer, keras_hub.models.AlbertBackbone)
+        and layer.num_layers > layer.num_groups
     )
 
 
@@ -403,17 +425,29 @@ def _embedding_output(graph, transformer):
     return producer
 
 
+def _is_transformer(layer, graph):
+    """Whether `layer` is a transformer layer of the functional `graph`:
+    a keras-hub `TransformerEncoder` or `TransformerDecoder`, or one of a
+    DeBERTa-v3 backbone's `transformer_layers` (keras-hub does not export
+    their class, `DisentangledAttentionEncoder`)."""
+    if isinstance(layer, TRANSFORMERS):
+        return True
+    return isinstance(graph, keras_hub.models.DebertaV3Backbone) and any(
+        layer is t for t in graph.transformer_layers
+    )
+
+
 def _transformer_graph(model):
     """The functional graph holding keras-hub transformer layers as nodes,
     and those layers."""
     sites = walk.sites(model)
     for site in sites:
-        if site.graph_node and isinstance(site.layer, TRANSFORMERS):
+        if site.graph_node and _is_transformer(site.layer, site.parent):
             graph = site.parent
             layers = [
                 s.layer
                 for s in sites
-                if s.parent is graph and isinstance(s.layer, TRANSFORMERS)
+                if s.parent is graph and _is_transformer(s.layer, graph)
             ]
             return graph, layers
     raise ValueError(
