@@ -195,5 +195,8 @@ def test_presets_build_deberta_and_electra_classifiers_from_folders(load):
     for mine, loaded in zip(
         electra.backbone.weights, load("electra").weights, strict=True
     ):
-        np.testing.assert_array_equal(mine.numpy(), loaded.numpy())
+        # ELECTRA checkpoints have no pooler: keras-hub's `pooled_dense`
+        # starts new in every load (the classifier does not read it).
+        if "pooled_dense" not in mine.path:
+            np.testing.assert_array_equal(mine.numpy(), loaded.numpy())
     assert electra.predict(["the movie was great"], verbose=0).shape == (1, 2)

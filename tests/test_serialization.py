@@ -104,6 +104,19 @@ SAMPLES = {
     "kfinetune>ChiefBackupAndRestore": lambda: distribute.ChiefBackupAndRestore(
         "/tmp/backup", save_freq=5, double_checkpoint=True
     ),
+    "kfinetune>ElectraTextClassifier": lambda: presets.ElectraTextClassifier(
+        testing.small_backbone("electra", num_layers=1, hidden_dim=8),
+        num_classes=3,
+        dropout=0.2,
+        preprocessor=presets.ElectraTextClassifierPreprocessor(
+            testing.small_tokenizer("electra"), sequence_length=12
+        ),
+    ),
+    "kfinetune>ElectraTextClassifierPreprocessor": lambda: (
+        presets.ElectraTextClassifierPreprocessor(
+            testing.small_tokenizer("electra"), sequence_length=12
+        )
+    ),
     "kfinetune>GradualUnfreezing": lambda: callbacks.GradualUnfreezing(
         bert_groups(),
         every=2,
