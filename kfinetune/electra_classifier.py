@@ -21,12 +21,10 @@ class ElectraTextClassifierPreprocessor(
     It packs like BERT's (`[CLS] a [SEP] b [SEP]`, `segment_ids` 0 then 1)
     and gives `token_ids`, `segment_ids` and `padding_mask`.
 
-    Args:
-        tokenizer: a `keras_hub.models.ElectraTokenizer`.
-        sequence_length: the padded length. Defaults to `512`.
-        truncate: `"round_robin"` or `"waterfall"`, how a pair is cut to
-            fit. Defaults to `"round_robin"`.
-        **kwargs: base layer arguments.
+    It takes the arguments of `keras_hub.models.TextClassifierPreprocessor`:
+    `tokenizer` (a `keras_hub.models.ElectraTokenizer`), `sequence_length`
+    (the padded length, `512` by default) and `truncate` (how a pair is cut
+    to fit: `"round_robin"`, the default, or `"waterfall"`).
 
     Example:
 

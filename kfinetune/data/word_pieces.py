@@ -120,10 +120,11 @@ def word_token_ids(tokenizer, words):
 
     Example:
 
-    >>> tokenizer = kfinetune.testing.small_tokenizer("roberta")
-    >>> ids = kfinetune.data.word_pieces.word_token_ids(tokenizer, ["movie"])
-    >>> [tokenizer.id_to_token(i) for i in ids[0]]
-    ['Ġmovie']
+    ```python
+    tokenizer = kfinetune.testing.small_tokenizer("roberta")
+    ids = kfinetune.data.word_pieces.word_token_ids(tokenizer, ["movie"])
+    tokenizer.id_to_token(ids[0][0])  # 'Ġmovie': the word after a space
+    ```
     """
     family = encoders.family_of_tokenizer(tokenizer)
     unknown = unknown_token_id(tokenizer)
