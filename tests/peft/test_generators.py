@@ -1,7 +1,8 @@
-"""LoRA, bottleneck adapters and IA3 on keras-hub generators: every causal
-LM family kfinetune supports (GPT-2, Llama, Gemma, Mistral, Qwen) and BART,
-through the whole cycle: apply, fit, `.keras` round trip, greedy
-generation, and merged generation equal to unmerged."""
+"""LoRA (with its variants), bottleneck adapters and IA3 on keras-hub
+generators: every causal LM family kfinetune supports (GPT-2, Llama,
+Gemma, Mistral, Qwen), BART and T5, through the whole cycle: apply, fit,
+`.keras` round trip, greedy generation, and merged generation equal to
+unmerged."""
 
 import keras
 import numpy as np
@@ -25,6 +26,18 @@ LORA = peft.LoRAConfig(
         r"|ffw_(gating|gating_2)|(query|input|gate)_projector)"
     ],
 )
+# LoRA's variants, one family each, through the same cycle (plain LoRA on
+# Llama, which the export test below uses too): each trains, survives
+# `.keras`, generates, and merges to the same logits and generations.
+VARIANTS = {
+    "llama": {},
+    "gpt2": {"use_dora": True},
+    "gemma": {"init": "pissa"},
+    "mistral": {"use_rslora": True, "init": "olora"},
+    "qwen": {"use_dora": True, "use_rslora": True},
+    "bart": {"init": "pissa", "use_rslora": True},
+    "t5": {"use_dora": True},
+}
 IA3 = peft.IA3Config()
 ADAPTER = peft.AdapterConfig(size=4)
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -66,7 +79,10 @@ def generate(model, x):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_methods_on_generator_whole_cycle(family, tmp_path):
     model, x = build(family)
-    for name, config in (("lora", LORA), ("ia3", IA3), ("adapter", ADAPTER)):
+    lora = peft.LoRAConfig.from_config(
+        {**LORA.get_config(), **VARIANTS[family]}
+    )
+    for name, config in (("lora", lora), ("ia3", IA3), ("adapter", ADAPTER)):
         model = peft.apply(model, config, name=name)
     peft.set_active(model, ["lora", "ia3", "adapter"])
     trainable = {w.path for w in model.trainable_weights}
