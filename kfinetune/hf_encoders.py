@@ -173,19 +173,12 @@ class HFElectraBackbone(
 ):
     """A keras-hub `ElectraBackbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.ElectraBackbone` (same layers, weights
-    and outputs), except for the activation of every transformer layer's feed-
-    forward network, which keras-hub fixes. Hugging Face ELECTRA checkpoints use
-    exact GELU, keras-hub the tanh approximation. `kfinetune.presets.backbone`
-    builds this class when a Hugging Face checkpoint asks for an activation
-    other than keras-hub's; the activation is part of the config, so it survives
-    `.keras` saving, `PEFTModel` rebuilding and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.ElectraBackbone`.
+    Hugging Face ELECTRA checkpoints use exact GELU, keras-hub the tanh
+    approximation. Otherwise as `HFBertBackbone` (the same layers, weights and
+    outputs as keras-hub's class; `activation` is one of `"gelu"`,
+    `"gelu_approximate"`, `"relu"` and `"silu"`, `"gelu"` by default, and is
+    kept in the config); the other arguments are
+    `keras_hub.models.ElectraBackbone`'s.
 
     Example:
 
@@ -207,20 +200,12 @@ class HFElectraBackbone(
 class HFAlbertBackbone(_CheckpointActivation, keras_hub.models.AlbertBackbone):
     """A keras-hub `AlbertBackbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.AlbertBackbone` (same layers, weights
-    and outputs), except for the activation of every transformer layer's feed-
-    forward network, which keras-hub fixes. `albert-base-v1` uses exact GELU,
-    keras-hub the tanh approximation (v2's `gelu_new`).
-    `kfinetune.presets.backbone` builds this class when a Hugging Face
-    checkpoint asks for an activation other than keras-hub's; the activation is
-    part of the config, so it survives `.keras` saving, `PEFTModel` rebuilding
-    and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.AlbertBackbone`.
+    `albert-base-v1` uses exact GELU, keras-hub the tanh approximation (v2's
+    `gelu_new`). Otherwise as `HFBertBackbone` (the same layers, weights and
+    outputs as keras-hub's class; `activation` is one of `"gelu"`,
+    `"gelu_approximate"`, `"relu"` and `"silu"`, `"gelu"` by default, and is
+    kept in the config); the other arguments are
+    `keras_hub.models.AlbertBackbone`'s.
 
     Example:
 
@@ -244,20 +229,12 @@ class HFRobertaBackbone(
 ):
     """A keras-hub `RobertaBackbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.RobertaBackbone` (same layers, weights
-    and outputs), except for the activation of every transformer layer's feed-
-    forward network, which keras-hub fixes. keras-hub uses exact GELU, as
-    RoBERTa's released checkpoints; this class is for a checkpoint that asks for
-    another. `kfinetune.presets.backbone` builds this class when a Hugging Face
-    checkpoint asks for an activation other than keras-hub's; the activation is
-    part of the config, so it survives `.keras` saving, `PEFTModel` rebuilding
-    and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.RobertaBackbone`.
+    keras-hub uses exact GELU, as RoBERTa's released checkpoints; this class is
+    for a checkpoint that asks for another. Otherwise as `HFBertBackbone` (the
+    same layers, weights and outputs as keras-hub's class; `activation` is one
+    of `"gelu"`, `"gelu_approximate"`, `"relu"` and `"silu"`, `"gelu"` by
+    default, and is kept in the config); the other arguments are
+    `keras_hub.models.RobertaBackbone`'s.
 
     Example:
 
@@ -280,20 +257,12 @@ class HFXLMRobertaBackbone(
 ):
     """A keras-hub `XLMRobertaBackbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.XLMRobertaBackbone` (same layers,
-    weights and outputs), except for the activation of every transformer layer's
-    feed-forward network, which keras-hub fixes. keras-hub uses exact GELU, as
-    XLM-RoBERTa's released checkpoints; this class is for a checkpoint that asks
-    for another. `kfinetune.presets.backbone` builds this class when a Hugging
-    Face checkpoint asks for an activation other than keras-hub's; the
-    activation is part of the config, so it survives `.keras` saving,
-    `PEFTModel` rebuilding and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.XLMRobertaBackbone`.
+    keras-hub uses exact GELU, as XLM-RoBERTa's released
+    checkpoints; this class is for a checkpoint that asks for another.
+    Otherwise as `HFBertBackbone` (the same layers, weights and outputs as
+    keras-hub's class; `activation` is one of `"gelu"`, `"gelu_approximate"`,
+    `"relu"` and `"silu"`, `"gelu"` by default, and is kept in the config); the
+    other arguments are `keras_hub.models.XLMRobertaBackbone`'s.
 
     Example:
 
@@ -316,20 +285,12 @@ class HFDistilBertBackbone(
 ):
     """A keras-hub `DistilBertBackbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.DistilBertBackbone` (same layers,
-    weights and outputs), except for the activation of every transformer layer's
-    feed-forward network, which keras-hub fixes. keras-hub uses exact GELU, as
-    DistilBERT's released checkpoints; this class is for a checkpoint that asks
-    for another. `kfinetune.presets.backbone` builds this class when a Hugging
-    Face checkpoint asks for an activation other than keras-hub's; the
-    activation is part of the config, so it survives `.keras` saving,
-    `PEFTModel` rebuilding and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.DistilBertBackbone`.
+    keras-hub uses exact GELU, as DistilBERT's released
+    checkpoints; this class is for a checkpoint that asks for another.
+    Otherwise as `HFBertBackbone` (the same layers, weights and outputs as
+    keras-hub's class; `activation` is one of `"gelu"`, `"gelu_approximate"`,
+    `"relu"` and `"silu"`, `"gelu"` by default, and is kept in the config); the
+    other arguments are `keras_hub.models.DistilBertBackbone`'s.
 
     Example:
 
@@ -352,20 +313,12 @@ class HFDebertaV3Backbone(
 ):
     """A keras-hub `DebertaV3Backbone` with a chosen feed-forward activation.
 
-    The same model as `keras_hub.models.DebertaV3Backbone` (same layers, weights
-    and outputs), except for the activation of every transformer layer's feed-
-    forward network, which keras-hub fixes. keras-hub uses exact GELU, as
-    DeBERTa-v3's released checkpoints; this class is for a checkpoint that asks
-    for another. `kfinetune.presets.backbone` builds this class when a Hugging
-    Face checkpoint asks for an activation other than keras-hub's; the
-    activation is part of the config, so it survives `.keras` saving,
-    `PEFTModel` rebuilding and export.
-
-    Args:
-        activation: the feed-forward activation: `"gelu"` (exact, with
-            erf), `"gelu_approximate"` (the tanh approximation), `"relu"`
-            or `"silu"`. Defaults to `"gelu"`.
-        **kwargs: the arguments of `keras_hub.models.DebertaV3Backbone`.
+    keras-hub uses exact GELU, as DeBERTa-v3's released checkpoints; this class
+    is for a checkpoint that asks for another. Otherwise as `HFBertBackbone`
+    (the same layers, weights and outputs as keras-hub's class; `activation` is
+    one of `"gelu"`, `"gelu_approximate"`, `"relu"` and `"silu"`, `"gelu"` by
+    default, and is kept in the config); the other arguments are
+    `keras_hub.models.DebertaV3Backbone`'s.
 
     Example:
 
