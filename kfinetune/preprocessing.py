@@ -52,8 +52,12 @@ def _traced(preprocessor, x):
     functions = _FUNCTIONS.setdefault(preprocessor, {})
     key = repr(spec)
     if key not in functions:
+        # A weak reference: a function holding its own key would keep the
+        # key, and so the entry, alive for good.
+        owner = weakref.ref(preprocessor)
 
         def run(x):
+            preprocessor = owner()
             # keras-hub's `Task.preprocess_samples` calls the same way: a
             # tuple `x` is the texts of pairs, not texts and labels.
             if isinstance(preprocessor, keras_hub.models.Preprocessor):

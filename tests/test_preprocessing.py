@@ -1,5 +1,8 @@
 """Tests for `kfinetune.preprocessing`."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -74,3 +77,18 @@ def test_the_preprocessor_stays_when_predict_fails(classifier):
             classifier, tf.data.Dataset.from_tensor_slices(TEXTS).take(0)
         )
     assert classifier.preprocessor is preprocessor
+
+
+def test_the_cached_function_does_not_keep_its_preprocessor_alive():
+    def lengths(x):
+        return {"lengths": tf.strings.length(x)}
+
+    features = preprocessing.preprocess(lengths, TEXTS)
+    np.testing.assert_array_equal(features["lengths"], [len(t) for t in TEXTS])
+    preprocessor = weakref.ref(lengths)
+    # Outside `assert`: pytest's rewritten asserts keep what they compare.
+    cached = lengths in preprocessing._FUNCTIONS
+    assert cached
+    del lengths
+    gc.collect()
+    assert preprocessor() is None
